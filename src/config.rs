@@ -1,0 +1,227 @@
+//! Policy pieces every control shares: route matching and the rule table.
+
+use serde::Deserialize;
+
+use crate::control::ConfigError;
+use crate::path;
+use crate::request::RequestView;
+
+/// How a rule selects requests, as written in a policy:
+/// `{"prefix": "/api", "methods": ["POST", "PUT"]}`. Exactly one of `exact`, `prefix`, `regex`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MatchSpec {
+    #[serde(default)]
+    pub exact: Option<String>,
+    /// Segment-aware: `/api` matches `/api` and `/api/…`, never `/apiv2`.
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// Matched against the whole normalised path (anchored at both ends).
+    #[serde(default)]
+    pub regex: Option<String>,
+    /// Upper-case method names; empty or absent means every method.
+    #[serde(default)]
+    pub methods: Vec<String>,
+}
+
+#[derive(Debug, Clone)]
+enum PathMatch {
+    Exact(String),
+    Prefix(String),
+    Regex(regex_lite::Regex),
+}
+
+/// A compiled [`MatchSpec`].
+#[derive(Debug, Clone)]
+pub struct RouteMatch {
+    path: PathMatch,
+    methods: Vec<String>,
+}
+
+const MAX_REGEX_LEN: usize = 1024;
+
+impl RouteMatch {
+    pub fn compile(spec: &MatchSpec) -> Result<Self, ConfigError> {
+        let path = match (&spec.exact, &spec.prefix, &spec.regex) {
+            (Some(p), None, None) => PathMatch::Exact(normalised(p, "exact")?),
+            (None, Some(p), None) => PathMatch::Prefix(normalised(p, "prefix")?),
+            (None, None, Some(r)) => {
+                if r.len() > MAX_REGEX_LEN {
+                    return Err(ConfigError::new("regex", format!("longer than {MAX_REGEX_LEN} characters")));
+                }
+                let re = regex_lite::Regex::new(&format!("^(?:{r})$"))
+                    .map_err(|e| ConfigError::new("regex", format!("invalid regular expression: {e}")))?;
+                PathMatch::Regex(re)
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    "",
+                    "exactly one of `exact`, `prefix` or `regex` is required",
+                ))
+            }
+        };
+        for (i, m) in spec.methods.iter().enumerate() {
+            if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase() || b == b'-') {
+                return Err(ConfigError::new(
+                    format!("methods[{i}]"),
+                    format!("`{m}` is not an upper-case HTTP method name"),
+                ));
+            }
+        }
+        Ok(RouteMatch { path, methods: spec.methods.clone() })
+    }
+
+    pub fn matches(&self, req: &RequestView) -> bool {
+        if !self.methods.is_empty() && !self.methods.iter().any(|m| *m == req.method) {
+            return false;
+        }
+        match &self.path {
+            PathMatch::Exact(p) => req.path == *p,
+            PathMatch::Prefix(p) => prefix_matches(p, &req.path),
+            PathMatch::Regex(re) => re.is_match(&req.path),
+        }
+    }
+}
+
+fn prefix_matches(prefix: &str, path: &str) -> bool {
+    match path.strip_prefix(prefix) {
+        Some(rest) => prefix.ends_with('/') || rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+/// A path in a rule must be written normalised, or it could never match.
+fn normalised(p: &str, field: &str) -> Result<String, ConfigError> {
+    let n = path::normalize(p).map_err(|e| ConfigError::new(field, e.to_string()))?;
+    if n != p {
+        return Err(ConfigError::new(
+            field,
+            format!("`{p}` is not a normalised path (requests are matched on `{n}`)"),
+        ));
+    }
+    Ok(n)
+}
+
+/// A policy rule that carries its own `match` (absent on the default rule).
+pub trait Routed {
+    fn matcher(&self) -> Option<&MatchSpec>;
+}
+
+/// Rules tried in order, the first match wins; `default` applies when none matches.
+#[derive(Debug, Clone)]
+pub struct RouteTable<R> {
+    routes: Vec<(RouteMatch, R)>,
+    default: R,
+}
+
+impl<R> RouteTable<R> {
+    /// Compile `routes` and the default rule. `compile_rule` turns one policy rule into its
+    /// compiled form; errors are placed at `routes[i]…` or `default…`.
+    pub fn compile<S: Routed>(
+        routes: &[S],
+        default: &S,
+        mut compile_rule: impl FnMut(&S) -> Result<R, ConfigError>,
+    ) -> Result<Self, ConfigError> {
+        let mut compiled = Vec::with_capacity(routes.len());
+        for (i, rule) in routes.iter().enumerate() {
+            let at = format!("routes[{i}]");
+            let spec = rule
+                .matcher()
+                .ok_or_else(|| ConfigError::new(format!("{at}.match"), "every route needs a `match`"))?;
+            let m = RouteMatch::compile(spec).map_err(|e| e.within(&format!("{at}.match")))?;
+            let r = compile_rule(rule).map_err(|e| e.within(&at))?;
+            compiled.push((m, r));
+        }
+        if default.matcher().is_some() {
+            return Err(ConfigError::new("default.match", "the default rule applies to unmatched requests and takes no `match`"));
+        }
+        let default = compile_rule(default).map_err(|e| e.within("default"))?;
+        Ok(RouteTable { routes: compiled, default })
+    }
+
+    /// The rule for a request, and its index (`None` for the default), for logs.
+    pub fn select(&self, req: &RequestView) -> (&R, Option<usize>) {
+        self.routes
+            .iter()
+            .enumerate()
+            .find(|(_, (m, _))| m.matches(req))
+            .map(|(i, (_, r))| (r, Some(i)))
+            .unwrap_or((&self.default, None))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(json: &str) -> MatchSpec {
+        serde_json::from_str(json).unwrap()
+    }
+
+    fn req(method: &str, path: &str) -> RequestView {
+        RequestView::new(method, path, &[]).unwrap()
+    }
+
+    #[test]
+    fn prefix_is_segment_aware() {
+        let m = RouteMatch::compile(&spec(r#"{"prefix": "/api"}"#)).unwrap();
+        assert!(m.matches(&req("GET", "/api")));
+        assert!(m.matches(&req("GET", "/api/orders")));
+        assert!(!m.matches(&req("GET", "/apiv2")));
+        let m = RouteMatch::compile(&spec(r#"{"prefix": "/"}"#)).unwrap();
+        assert!(m.matches(&req("GET", "/anything")));
+    }
+
+    #[test]
+    fn rules_see_the_normalised_path() {
+        let m = RouteMatch::compile(&spec(r#"{"exact": "/orders"}"#)).unwrap();
+        for p in ["/orders", "/./orders", "//orders", "/%6Frders", "/x/../orders"] {
+            assert!(m.matches(&req("POST", p)), "{p}");
+        }
+    }
+
+    #[test]
+    fn regex_is_anchored_and_methods_filter() {
+        let m = RouteMatch::compile(&spec(r#"{"regex": "/v[0-9]+/orders", "methods": ["POST"]}"#))
+            .unwrap();
+        assert!(m.matches(&req("POST", "/v2/orders")));
+        assert!(!m.matches(&req("POST", "/v2/orders/1")));
+        assert!(!m.matches(&req("GET", "/v2/orders")));
+    }
+
+    #[test]
+    fn invalid_matchers_are_config_errors() {
+        let e = RouteMatch::compile(&spec(r#"{"prefix": "/a", "exact": "/b"}"#)).unwrap_err();
+        assert!(e.reason.contains("exactly one"));
+        let e = RouteMatch::compile(&spec(r#"{"prefix": "/a//b"}"#)).unwrap_err();
+        assert_eq!(e.path, "prefix");
+        let e = RouteMatch::compile(&spec(r#"{"regex": "(["}"#)).unwrap_err();
+        assert_eq!(e.path, "regex");
+        let e = RouteMatch::compile(&spec(r#"{"prefix": "/", "methods": ["get"]}"#)).unwrap_err();
+        assert_eq!(e.path, "methods[0]");
+    }
+
+    #[test]
+    fn first_match_wins_then_default() {
+        struct Rule(Option<MatchSpec>, u32);
+        impl Routed for Rule {
+            fn matcher(&self) -> Option<&MatchSpec> {
+                self.0.as_ref()
+            }
+        }
+        let routes = vec![
+            Rule(Some(spec(r#"{"prefix": "/a"}"#)), 1),
+            Rule(Some(spec(r#"{"prefix": "/a/b"}"#)), 2),
+        ];
+        let t = RouteTable::compile(&routes, &Rule(None, 0), |r| Ok(r.1)).unwrap();
+        assert_eq!(t.select(&req("GET", "/a/b")), (&1, Some(0)));
+        assert_eq!(t.select(&req("GET", "/c")), (&0, None));
+        let e = RouteTable::compile(&routes, &Rule(None, 0), |r| {
+            if r.1 == 2 { Err(ConfigError::new("allow", "bad")) } else { Ok(r.1) }
+        })
+        .unwrap_err();
+        assert_eq!(e.to_string(), "routes[1].allow: bad");
+        let e = RouteTable::compile(&[Rule(None, 1)], &Rule(None, 0), |r| Ok(r.1)).unwrap_err();
+        assert_eq!(e.path, "routes[0].match");
+    }
+}

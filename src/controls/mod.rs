@@ -1,0 +1,3 @@
+//! The security controls: pure decisions, no proxy-wasm types.
+
+pub mod content_type;

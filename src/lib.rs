@@ -1,0 +1,30 @@
+//! portcullis: API-security controls for Envoy.
+//!
+//! Every control is a pure decision `(policy, request view, clock) -> verdict`
+//! ([`control::Control`]). The proxy-wasm glue in [`host`] is written once, generically, and each
+//! wasm module under `filters/` only picks which control it runs.
+#![forbid(unsafe_code)]
+// Request data must never reach a panic: a panic traps the VM and fails every later request.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+)]
+
+pub mod callout;
+pub mod config;
+pub mod control;
+pub mod controls;
+pub mod path;
+pub mod reject;
+pub mod request;
+pub mod store;
+pub mod telemetry;
+pub mod verdict;
+
+#[cfg(feature = "host")]
+pub mod host;
+
+pub use control::{Control, Env};
+pub use reject::Rejection;
+pub use request::{RequestView, ResponseView};
+pub use verdict::{HeaderOp, Verdict};

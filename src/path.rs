@@ -1,0 +1,180 @@
+//! Request-target normalisation, so route rules see the path the upstream will see.
+//!
+//! `/./orders`, `//orders` and `/%6Frders` must all match a rule for `/orders`. We decode
+//! %-encoded unreserved characters (RFC 3986 §2.3), upper-case the remaining escapes (§6.2.2.1),
+//! merge repeated slashes and remove dot-segments (§5.2.4). Encoded slashes (`%2F`) and
+//! backslashes stay encoded: they are data, not separators, as Envoy keeps them by default.
+
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathError {
+    /// Not origin-form (`/…`) nor `*`.
+    NotOriginForm,
+    /// `%` not followed by two hex digits.
+    BadEscape,
+    /// A raw control character, space or non-ASCII byte.
+    BadCharacter,
+}
+
+impl fmt::Display for PathError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathError::NotOriginForm => "the request target must start with '/'",
+            PathError::BadEscape => "the path has an invalid percent-escape",
+            PathError::BadCharacter => "the path has a character that must be percent-encoded",
+        })
+    }
+}
+
+/// Split `:path` into (normalised path, raw query).
+pub fn split_and_normalize(target: &str) -> Result<(String, Option<String>), PathError> {
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p, Some(q.to_string())),
+        None => (target, None),
+    };
+    // A fragment never belongs in a request target; treat it as data of the query or path by
+    // refusing it outright.
+    if target.contains('#') {
+        return Err(PathError::BadCharacter);
+    }
+    if path == "*" {
+        return Ok(("*".to_string(), query));
+    }
+    Ok((normalize(path)?, query))
+}
+
+/// Normalise an origin-form path (no query).
+pub fn normalize(path: &str) -> Result<String, PathError> {
+    if !path.starts_with('/') {
+        return Err(PathError::NotOriginForm);
+    }
+    let decoded = decode_unreserved(path)?;
+    Ok(remove_dot_segments(&decoded))
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn hex_val(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+fn decode_unreserved(path: &str) -> Result<String, PathError> {
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hi = bytes.get(i + 1).copied().and_then(hex_val);
+            let lo = bytes.get(i + 2).copied().and_then(hex_val);
+            let (Some(hi), Some(lo)) = (hi, lo) else {
+                return Err(PathError::BadEscape);
+            };
+            let v = hi * 16 + lo;
+            if is_unreserved(v) {
+                out.push(char::from(v));
+            } else {
+                out.push('%');
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(hi)]));
+                out.push(char::from(b"0123456789ABCDEF"[usize::from(lo)]));
+            }
+            i += 3;
+        } else if b <= b' ' || b >= 0x7f {
+            return Err(PathError::BadCharacter);
+        } else {
+            out.push(char::from(b));
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// RFC 3986 §5.2.4 on a path that starts with '/', with empty segments merged.
+fn remove_dot_segments(path: &str) -> String {
+    let mut out: Vec<&str> = Vec::new();
+    let segments: Vec<&str> = path.split('/').skip(1).collect();
+    let last = segments.len().saturating_sub(1);
+    let mut trailing_slash = false;
+    for (i, seg) in segments.iter().enumerate() {
+        match *seg {
+            "." | "" => trailing_slash = i == last,
+            ".." => {
+                out.pop();
+                trailing_slash = i == last;
+            }
+            s => {
+                out.push(s);
+                trailing_slash = false;
+            }
+        }
+    }
+    let mut s = String::with_capacity(path.len());
+    for seg in &out {
+        s.push('/');
+        s.push_str(seg);
+    }
+    if trailing_slash || s.is_empty() {
+        s.push('/');
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3986_5_2_4_dot_segments_and_merged_slashes() {
+        let cases = [
+            ("/", "/"),
+            ("/orders", "/orders"),
+            ("/orders/", "/orders/"),
+            ("/./orders", "/orders"),
+            ("//orders", "/orders"),
+            ("/a//b///c", "/a/b/c"),
+            ("/a/b/../c", "/a/c"),
+            ("/a/b/..", "/a/"),
+            ("/a/./b/.", "/a/b/"),
+            ("/../../orders", "/orders"),
+            ("/a/..//b", "/b"),
+            ("/a/...", "/a/..."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn rfc3986_6_2_2_unreserved_escapes_are_decoded_others_uppercased() {
+        assert_eq!(normalize("/%6Frders").unwrap(), "/orders");
+        assert_eq!(normalize("/%2e%2e/admin").unwrap(), "/admin");
+        assert_eq!(normalize("/a%2fb").unwrap(), "/a%2Fb");
+        assert_eq!(normalize("/a%5cb").unwrap(), "/a%5Cb");
+        assert_eq!(normalize("/caf%C3%A9").unwrap(), "/caf%C3%A9");
+    }
+
+    #[test]
+    fn invalid_targets_are_refused() {
+        assert_eq!(normalize("orders"), Err(PathError::NotOriginForm));
+        assert_eq!(normalize("/a%2"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/a%zz"), Err(PathError::BadEscape));
+        assert_eq!(normalize("/a b"), Err(PathError::BadCharacter));
+        assert_eq!(normalize("/caf\u{e9}"), Err(PathError::BadCharacter));
+        assert_eq!(split_and_normalize("/a#frag"), Err(PathError::BadCharacter));
+    }
+
+    #[test]
+    fn query_is_split_off_untouched() {
+        let (p, q) = split_and_normalize("/a/./b?x=%2e&y=/../").unwrap();
+        assert_eq!(p, "/a/b");
+        assert_eq!(q.as_deref(), Some("x=%2e&y=/../"));
+        assert_eq!(split_and_normalize("*").unwrap(), ("*".to_string(), None));
+    }
+}

@@ -1,0 +1,127 @@
+//! What a control sees of a request or response: an owned, read-only snapshot.
+
+use crate::path::{self, PathError};
+
+/// Header fields as Envoy hands them over: lower-case names, raw value bytes, in order,
+/// including HTTP/2-style pseudo-headers (`:method`, `:path`, …).
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+#[derive(Debug, Clone, Default)]
+pub struct RequestView {
+    pub method: String,
+    /// `:path` exactly as received (path and query).
+    pub raw_path: String,
+    /// Normalised path without the query: what route rules match on.
+    pub path: String,
+    pub query: Option<String>,
+    pub authority: String,
+    pub scheme: String,
+    pub headers: Headers,
+    /// A body follows the headers. The host knows this for certain (the headers did not end the
+    /// stream); natively it is derived from Content-Length / Transfer-Encoding.
+    pub has_body: bool,
+}
+
+impl RequestView {
+    /// Build the view from Envoy's header map. Fails only on a request target that cannot be
+    /// normalised (the host answers 400 `request.bad_path`).
+    pub fn from_headers(headers: Headers) -> Result<Self, PathError> {
+        let pseudo = |name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        let method = pseudo(":method");
+        let raw_path = pseudo(":path");
+        let authority = pseudo(":authority");
+        let scheme = pseudo(":scheme");
+        let (path, query) = path::split_and_normalize(&raw_path)?;
+        let mut view =
+            RequestView { method, raw_path, path, query, authority, scheme, headers, has_body: false };
+        view.has_body = view.announces_body();
+        Ok(view)
+    }
+
+    /// Convenience for tests and the CLI: `RequestView::new("POST", "/orders", &[("a", "b")])`.
+    pub fn new(method: &str, target: &str, headers: &[(&str, &str)]) -> Result<Self, PathError> {
+        let mut all: Headers = vec![
+            (":method".into(), method.as_bytes().to_vec()),
+            (":path".into(), target.as_bytes().to_vec()),
+            (":authority".into(), b"localhost".to_vec()),
+            (":scheme".into(), b"http".to_vec()),
+        ];
+        all.extend(headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())));
+        Self::from_headers(all)
+    }
+
+    /// Every value of a header (name in lower case), in order.
+    pub fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+        header_values(&self.headers, name)
+    }
+
+    /// The first value of a header, if it is valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_values(name).next().and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Ordinary header fields (no pseudo-headers).
+    pub fn fields(&self) -> impl Iterator<Item = &(String, Vec<u8>)> {
+        self.headers.iter().filter(|(k, _)| !k.starts_with(':'))
+    }
+
+    /// True when the request announces a body (RFC 9112 §6.3: Content-Length > 0 or any
+    /// Transfer-Encoding). HTTP/2 without either may still carry one; the host also sees
+    /// whether the headers ended the stream.
+    pub fn announces_body(&self) -> bool {
+        self.header_values("transfer-encoding").next().is_some()
+            || self.header_values("content-length").any(|v| v != b"0")
+    }
+
+    pub fn request_id(&self) -> Option<&str> {
+        self.header("x-request-id")
+    }
+}
+
+/// What a control sees of a response.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseView {
+    pub status: u16,
+    pub headers: Headers,
+}
+
+impl ResponseView {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        header_values(&self.headers, name).next().and_then(|v| std::str::from_utf8(v).ok())
+    }
+}
+
+fn header_values<'a, 'n>(headers: &'a Headers, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_slice())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn view_normalises_the_path_and_keeps_the_raw_target() {
+        let r = RequestView::new("POST", "//api/./orders?x=1", &[("Content-Type", "a/b")]).unwrap();
+        assert_eq!(r.path, "/api/orders");
+        assert_eq!(r.raw_path, "//api/./orders?x=1");
+        assert_eq!(r.query.as_deref(), Some("x=1"));
+        assert_eq!(r.header("content-type"), Some("a/b"));
+        assert_eq!(r.fields().count(), 1);
+    }
+
+    #[test]
+    fn body_announcement_rfc9112_6_3() {
+        let no = RequestView::new("POST", "/", &[("content-length", "0")]).unwrap();
+        assert!(!no.announces_body());
+        let cl = RequestView::new("POST", "/", &[("content-length", "3")]).unwrap();
+        assert!(cl.announces_body());
+        let te = RequestView::new("POST", "/", &[("transfer-encoding", "chunked")]).unwrap();
+        assert!(te.announces_body());
+    }
+}

@@ -1,0 +1,93 @@
+//! Names of the counters and the shape of the denial log line, shared by every module.
+
+use serde::Serialize;
+
+use crate::reject::Rejection;
+use crate::request::RequestView;
+
+/// What happened to a request, as a metric label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Allowed,
+    Denied,
+    /// A denial the policy only reports (`mode: report`): the request went through.
+    Reported,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Allowed => "allowed",
+            Outcome::Denied => "denied",
+            Outcome::Reported => "reported",
+        }
+    }
+}
+
+/// Counter name: `portcullis_requests_total.module.<m>.result.<r>.code.<c>`. The shipped Envoy
+/// configs turn the three parts into Prometheus labels with `stats_tags` (see
+/// `envoy/stats_tags.yaml`); the code keeps its dots (`content_type.unsupported`).
+pub fn counter_name(module: &str, outcome: Outcome, code: &str) -> String {
+    format!("portcullis_requests_total.module.{module}.result.{}.code.{code}", outcome.as_str())
+}
+
+/// One structured log line per denial. No token, key, secret, signature, body or query value.
+#[derive(Serialize)]
+pub struct DenialLog<'a> {
+    pub event: &'static str,
+    pub module: &'a str,
+    pub code: &'a str,
+    pub status: u16,
+    pub method: &'a str,
+    pub path: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client: Option<&'a str>,
+}
+
+pub fn denial_log_line(
+    module: &str,
+    outcome: Outcome,
+    r: &Rejection,
+    req: Option<&RequestView>,
+    client: Option<&str>,
+) -> String {
+    let line = DenialLog {
+        event: if outcome == Outcome::Reported { "report" } else { "deny" },
+        module,
+        code: r.code,
+        status: r.status,
+        method: req.map_or("", |q| q.method.as_str()),
+        path: req.map_or("", |q| q.path.as_str()),
+        request_id: req.and_then(RequestView::request_id),
+        client,
+    };
+    serde_json::to_string(&line).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denial_log_has_no_query_values() {
+        let req = RequestView::new("POST", "/a/./b?token=secret", &[("x-request-id", "r1")]).unwrap();
+        let r = Rejection::new(415, "content_type.unsupported", "no");
+        let line = denial_log_line("content_type", Outcome::Denied, &r, Some(&req), Some("127.0.0.1:5"));
+        assert!(!line.contains("secret"), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["path"], "/a/b");
+        assert_eq!(v["code"], "content_type.unsupported");
+        assert_eq!(v["request_id"], "r1");
+        assert_eq!(v["event"], "deny");
+    }
+
+    #[test]
+    fn counter_names_carry_module_result_and_code() {
+        assert_eq!(
+            counter_name("content_type", Outcome::Denied, "content_type.missing"),
+            "portcullis_requests_total.module.content_type.result.denied.code.content_type.missing"
+        );
+    }
+}

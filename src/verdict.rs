@@ -1,0 +1,36 @@
+//! What a control decides about a request or response.
+
+use crate::reject::Rejection;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// Let it through unchanged.
+    Continue,
+    /// Let it through after editing headers.
+    Mutate(Vec<HeaderOp>),
+    /// Buffer the body (at most `max_bytes`, 413 `body.too_large` beyond) and call
+    /// `on_request_body` with it.
+    NeedBody { max_bytes: usize },
+    /// Answer locally; nothing reaches the upstream.
+    Deny(Rejection),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderOp {
+    /// Replace every value of the header with this one.
+    Set(String, String),
+    /// Add a value, keeping existing ones.
+    Add(String, String),
+    /// Remove every value of the header.
+    Remove(String),
+}
+
+impl Verdict {
+    pub fn deny(rejection: Rejection) -> Self {
+        Verdict::Deny(rejection)
+    }
+
+    pub fn is_deny(&self) -> bool {
+        matches!(self, Verdict::Deny(_))
+    }
+}
