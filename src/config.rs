@@ -47,10 +47,14 @@ impl RouteMatch {
             (None, Some(p), None) => PathMatch::Prefix(normalised(p, "prefix")?),
             (None, None, Some(r)) => {
                 if r.len() > MAX_REGEX_LEN {
-                    return Err(ConfigError::new("regex", format!("longer than {MAX_REGEX_LEN} characters")));
+                    return Err(ConfigError::new(
+                        "regex",
+                        format!("longer than {MAX_REGEX_LEN} characters"),
+                    ));
                 }
-                let re = regex_lite::Regex::new(&format!("^(?:{r})$"))
-                    .map_err(|e| ConfigError::new("regex", format!("invalid regular expression: {e}")))?;
+                let re = regex_lite::Regex::new(&format!("^(?:{r})$")).map_err(|e| {
+                    ConfigError::new("regex", format!("invalid regular expression: {e}"))
+                })?;
                 PathMatch::Regex(re)
             }
             _ => {
@@ -68,11 +72,14 @@ impl RouteMatch {
                 ));
             }
         }
-        Ok(RouteMatch { path, methods: spec.methods.clone() })
+        Ok(RouteMatch {
+            path,
+            methods: spec.methods.clone(),
+        })
     }
 
     pub fn matches(&self, req: &RequestView) -> bool {
-        if !self.methods.is_empty() && !self.methods.iter().any(|m| *m == req.method) {
+        if !self.methods.is_empty() && !self.methods.contains(&req.method) {
             return false;
         }
         match &self.path {
@@ -125,18 +132,24 @@ impl<R> RouteTable<R> {
         let mut compiled = Vec::with_capacity(routes.len());
         for (i, rule) in routes.iter().enumerate() {
             let at = format!("routes[{i}]");
-            let spec = rule
-                .matcher()
-                .ok_or_else(|| ConfigError::new(format!("{at}.match"), "every route needs a `match`"))?;
+            let spec = rule.matcher().ok_or_else(|| {
+                ConfigError::new(format!("{at}.match"), "every route needs a `match`")
+            })?;
             let m = RouteMatch::compile(spec).map_err(|e| e.within(&format!("{at}.match")))?;
             let r = compile_rule(rule).map_err(|e| e.within(&at))?;
             compiled.push((m, r));
         }
         if default.matcher().is_some() {
-            return Err(ConfigError::new("default.match", "the default rule applies to unmatched requests and takes no `match`"));
+            return Err(ConfigError::new(
+                "default.match",
+                "the default rule applies to unmatched requests and takes no `match`",
+            ));
         }
         let default = compile_rule(default).map_err(|e| e.within("default"))?;
-        Ok(RouteTable { routes: compiled, default })
+        Ok(RouteTable {
+            routes: compiled,
+            default,
+        })
     }
 
     /// The rule for a request, and its index (`None` for the default), for logs.
@@ -175,15 +188,23 @@ mod tests {
     #[test]
     fn rules_see_the_normalised_path() {
         let m = RouteMatch::compile(&spec(r#"{"exact": "/orders"}"#)).unwrap();
-        for p in ["/orders", "/./orders", "//orders", "/%6Frders", "/x/../orders"] {
+        for p in [
+            "/orders",
+            "/./orders",
+            "//orders",
+            "/%6Frders",
+            "/x/../orders",
+        ] {
             assert!(m.matches(&req("POST", p)), "{p}");
         }
     }
 
     #[test]
     fn regex_is_anchored_and_methods_filter() {
-        let m = RouteMatch::compile(&spec(r#"{"regex": "/v[0-9]+/orders", "methods": ["POST"]}"#))
-            .unwrap();
+        let m = RouteMatch::compile(&spec(
+            r#"{"regex": "/v[0-9]+/orders", "methods": ["POST"]}"#,
+        ))
+        .unwrap();
         assert!(m.matches(&req("POST", "/v2/orders")));
         assert!(!m.matches(&req("POST", "/v2/orders/1")));
         assert!(!m.matches(&req("GET", "/v2/orders")));
@@ -217,7 +238,11 @@ mod tests {
         assert_eq!(t.select(&req("GET", "/a/b")), (&1, Some(0)));
         assert_eq!(t.select(&req("GET", "/c")), (&0, None));
         let e = RouteTable::compile(&routes, &Rule(None, 0), |r| {
-            if r.1 == 2 { Err(ConfigError::new("allow", "bad")) } else { Ok(r.1) }
+            if r.1 == 2 {
+                Err(ConfigError::new("allow", "bad"))
+            } else {
+                Ok(r.1)
+            }
         })
         .unwrap_err();
         assert_eq!(e.to_string(), "routes[1].allow: bad");

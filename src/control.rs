@@ -95,7 +95,10 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        ConfigError { path: path.into(), reason: reason.into() }
+        ConfigError {
+            path: path.into(),
+            reason: reason.into(),
+        }
     }
 
     /// Prefix the path with the field that contains it (`routes[1]` + `allow[0]`).
@@ -149,7 +152,11 @@ mod tests {
     fn type_error_names_the_json_path() {
         let e = parse_policy::<P>(br#"{"routes":[{"scopes":[]},{"scopes":"a"}]}"#).unwrap_err();
         assert_eq!(e.path, "routes[1].scopes");
-        assert!(e.reason.starts_with("invalid type: string \"a\", expected a sequence"), "{e}");
+        assert!(
+            e.reason
+                .starts_with("invalid type: string \"a\", expected a sequence"),
+            "{e}"
+        );
         assert!(!e.reason.contains("line"), "{e}");
     }
 
@@ -173,6 +180,11 @@ mod tests {
         assert_eq!(join_path("routes[1]", "allow[0]"), "routes[1].allow[0]");
         assert_eq!(join_path("routes", "[1]"), "routes[1]");
         assert_eq!(join_path("", "x"), "x");
-        assert_eq!(ConfigError::new("allow", "bad").within("default").to_string(), "default.allow: bad");
+        assert_eq!(
+            ConfigError::new("allow", "bad")
+                .within("default")
+                .to_string(),
+            "default.allow: bad"
+        );
     }
 }

@@ -7,13 +7,20 @@
 // Request data must never reach a panic: a panic traps the VM and fails every later request.
 #![cfg_attr(
     not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic,
+        clippy::indexing_slicing
+    )
 )]
 
 pub mod callout;
 pub mod config;
 pub mod control;
 pub mod controls;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod echo;
 pub mod path;
 pub mod reject;
 pub mod request;

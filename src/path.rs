@@ -66,6 +66,10 @@ fn hex_val(b: u8) -> Option<u8> {
     }
 }
 
+fn hex_digit(v: u8) -> char {
+    char::from_digit(u32::from(v), 16).map_or('0', |c| c.to_ascii_uppercase())
+}
+
 fn decode_unreserved(path: &str) -> Result<String, PathError> {
     let bytes = path.as_bytes();
     let mut out = String::with_capacity(path.len());
@@ -82,8 +86,8 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
                 out.push(char::from(v));
             } else {
                 out.push('%');
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(hi)]));
-                out.push(char::from(b"0123456789ABCDEF"[usize::from(lo)]));
+                out.push(hex_digit(hi));
+                out.push(hex_digit(lo));
             }
             i += 3;
         } else if b <= b' ' || b >= 0x7f {

@@ -32,7 +32,12 @@ struct Problem<'a> {
 
 impl Rejection {
     pub fn new(status: u16, code: &'static str, detail: impl Into<String>) -> Self {
-        Rejection { status, code, detail: detail.into(), headers: Vec::new() }
+        Rejection {
+            status,
+            code,
+            detail: detail.into(),
+            headers: Vec::new(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -45,7 +50,9 @@ impl Rejection {
     pub fn problem_body(&self, request_id: Option<&str>) -> String {
         let request_id = request_id.filter(|id| {
             id.len() <= 128
-                && id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
         });
         let problem = Problem {
             status: self.status,
@@ -62,7 +69,10 @@ impl Rejection {
 
     /// Headers of the local reply, content type first.
     pub fn response_headers(&self) -> Vec<(&str, &str)> {
-        let mut h = vec![("content-type", PROBLEM_JSON), ("cache-control", "no-store")];
+        let mut h = vec![
+            ("content-type", PROBLEM_JSON),
+            ("cache-control", "no-store"),
+        ];
         h.extend(self.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         h
     }
@@ -97,7 +107,11 @@ mod tests {
 
     #[test]
     fn rfc9457_problem_body_has_status_title_code_detail() {
-        let r = Rejection::new(415, "content_type.unsupported", "text/plain is not accepted");
+        let r = Rejection::new(
+            415,
+            "content_type.unsupported",
+            "text/plain is not accepted",
+        );
         let v: serde_json::Value = serde_json::from_str(&r.problem_body(Some("abc-123"))).unwrap();
         assert_eq!(v["status"], 415);
         assert_eq!(v["title"], "Unsupported Media Type");

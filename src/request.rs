@@ -38,8 +38,16 @@ impl RequestView {
         let authority = pseudo(":authority");
         let scheme = pseudo(":scheme");
         let (path, query) = path::split_and_normalize(&raw_path)?;
-        let mut view =
-            RequestView { method, raw_path, path, query, authority, scheme, headers, has_body: false };
+        let mut view = RequestView {
+            method,
+            raw_path,
+            path,
+            query,
+            authority,
+            scheme,
+            headers,
+            has_body: false,
+        };
         view.has_body = view.announces_body();
         Ok(view)
     }
@@ -52,18 +60,27 @@ impl RequestView {
             (":authority".into(), b"localhost".to_vec()),
             (":scheme".into(), b"http".to_vec()),
         ];
-        all.extend(headers.iter().map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())));
+        all.extend(
+            headers
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec())),
+        );
         Self::from_headers(all)
     }
 
     /// Every value of a header (name in lower case), in order.
-    pub fn header_values<'a, 'n>(&'a self, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    pub fn header_values<'a, 'n>(
+        &'a self,
+        name: &'n str,
+    ) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
         header_values(&self.headers, name)
     }
 
     /// The first value of a header, if it is valid UTF-8.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.header_values(name).next().and_then(|v| std::str::from_utf8(v).ok())
+        self.header_values(name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// Ordinary header fields (no pseudo-headers).
@@ -93,12 +110,20 @@ pub struct ResponseView {
 
 impl ResponseView {
     pub fn header(&self, name: &str) -> Option<&str> {
-        header_values(&self.headers, name).next().and_then(|v| std::str::from_utf8(v).ok())
+        header_values(&self.headers, name)
+            .next()
+            .and_then(|v| std::str::from_utf8(v).ok())
     }
 }
 
-fn header_values<'a, 'n>(headers: &'a Headers, name: &'n str) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
-    headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_slice())
+fn header_values<'a, 'n>(
+    headers: &'a Headers,
+    name: &'n str,
+) -> impl Iterator<Item = &'a [u8]> + use<'a, 'n> {
+    headers
+        .iter()
+        .filter(move |(k, _)| k == name)
+        .map(|(_, v)| v.as_slice())
 }
 
 #[cfg(test)]

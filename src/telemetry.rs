@@ -25,10 +25,13 @@ impl Outcome {
 }
 
 /// Counter name: `portcullis_requests_total.module.<m>.result.<r>.code.<c>`. The shipped Envoy
-/// configs turn the three parts into Prometheus labels with `stats_tags` (see
-/// `envoy/stats_tags.yaml`); the code keeps its dots (`content_type.unsupported`).
+/// configs turn the three parts into Prometheus labels with `stats_tags` (see `envoy/envoy.yaml`);
+/// the code keeps its dots (`content_type.unsupported`).
 pub fn counter_name(module: &str, outcome: Outcome, code: &str) -> String {
-    format!("portcullis_requests_total.module.{module}.result.{}.code.{code}", outcome.as_str())
+    format!(
+        "portcullis_requests_total.module.{module}.result.{}.code.{code}",
+        outcome.as_str()
+    )
 }
 
 /// One structured log line per denial. No token, key, secret, signature, body or query value.
@@ -54,7 +57,11 @@ pub fn denial_log_line(
     client: Option<&str>,
 ) -> String {
     let line = DenialLog {
-        event: if outcome == Outcome::Reported { "report" } else { "deny" },
+        event: if outcome == Outcome::Reported {
+            "report"
+        } else {
+            "deny"
+        },
         module,
         code: r.code,
         status: r.status,
@@ -72,9 +79,16 @@ mod tests {
 
     #[test]
     fn denial_log_has_no_query_values() {
-        let req = RequestView::new("POST", "/a/./b?token=secret", &[("x-request-id", "r1")]).unwrap();
+        let req =
+            RequestView::new("POST", "/a/./b?token=secret", &[("x-request-id", "r1")]).unwrap();
         let r = Rejection::new(415, "content_type.unsupported", "no");
-        let line = denial_log_line("content_type", Outcome::Denied, &r, Some(&req), Some("127.0.0.1:5"));
+        let line = denial_log_line(
+            "content_type",
+            Outcome::Denied,
+            &r,
+            Some(&req),
+            Some("127.0.0.1:5"),
+        );
         assert!(!line.contains("secret"), "{line}");
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["path"], "/a/b");

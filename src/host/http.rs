@@ -31,12 +31,21 @@ enum Phase {
 
 impl<C: Control> Http<C> {
     pub fn new(shared: Option<Rc<Shared<C>>>) -> Self {
-        Http { shared, req: None, body_limit: None, replied: false }
+        Http {
+            shared,
+            req: None,
+            body_limit: None,
+            replied: false,
+        }
     }
 
     fn apply(&mut self, verdict: Verdict, phase: Phase) -> Action {
         let Some(shared) = self.shared.clone() else {
-            return self.deny(Rejection::new(503, "internal.unconfigured", "the filter has no policy"));
+            return self.deny(Rejection::new(
+                503,
+                "internal.unconfigured",
+                "the filter has no policy",
+            ));
         };
         match verdict {
             Verdict::Continue => {
@@ -88,18 +97,28 @@ impl<C: Control> Http<C> {
             .get_property(vec!["source", "address"])
             .and_then(|b| String::from_utf8(b).ok());
         let req = self.req.as_ref();
-        log::info!("{}", denial_log_line(module, Outcome::Denied, &r, req, client.as_deref()));
+        log::info!(
+            "{}",
+            denial_log_line(module, Outcome::Denied, &r, req, client.as_deref())
+        );
         if let Some(shared) = &self.shared {
             shared.metrics.count(module, Outcome::Denied, r.code);
         }
         let body = r.problem_body(req.and_then(RequestView::request_id));
         self.replied = true;
-        self.send_http_response(u32::from(r.status), r.response_headers(), Some(body.as_bytes()));
+        self.send_http_response(
+            u32::from(r.status),
+            r.response_headers(),
+            Some(body.as_bytes()),
+        );
         Action::Pause
     }
 
     fn env(&self) -> Env<'static> {
-        Env { now: self.get_current_time(), store: &ProxyStore }
+        Env {
+            now: self.get_current_time(),
+            store: &ProxyStore,
+        }
     }
 
     fn check_body(&mut self, body: &[u8]) -> Action {
@@ -126,7 +145,11 @@ impl<C: Control> Context for Http<C> {}
 impl<C: Control> HttpContext for Http<C> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
-            return self.deny(Rejection::new(503, "internal.unconfigured", "the filter has no policy"));
+            return self.deny(Rejection::new(
+                503,
+                "internal.unconfigured",
+                "the filter has no policy",
+            ));
         };
         let mut req = match RequestView::from_headers(self.get_http_request_headers_bytes()) {
             Ok(r) => r,
@@ -142,15 +165,25 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied {
             return Action::Pause;
         }
-        let Some(max) = self.body_limit else { return Action::Continue };
+        let Some(max) = self.body_limit else {
+            return Action::Continue;
+        };
         if body_size > max {
-            let r = Rejection::new(413, "body.too_large", format!("the body is larger than {max} bytes"));
+            let r = Rejection::new(
+                413,
+                "body.too_large",
+                format!("the body is larger than {max} bytes"),
+            );
             return self.deny(r);
         }
         if !end_of_stream {
             return Action::Pause;
         }
-        let body = if body_size == 0 { Some(Vec::new()) } else { self.get_http_request_body(0, body_size) };
+        let body = if body_size == 0 {
+            Some(Vec::new())
+        } else {
+            self.get_http_request_body(0, body_size)
+        };
         match body {
             Some(body) => self.check_body(&body),
             None => self.deny(internal("the buffered body could not be read")),
@@ -162,7 +195,9 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied || self.body_limit.is_none() {
             return Action::Continue;
         }
-        let size = self.get_http_request_body(0, usize::MAX).map_or(0, |b| b.len());
+        let size = self
+            .get_http_request_body(0, usize::MAX)
+            .map_or(0, |b| b.len());
         match self.get_http_request_body(0, size) {
             Some(body) => self.check_body(&body),
             None => self.check_body(&[]),
@@ -170,13 +205,20 @@ impl<C: Control> HttpContext for Http<C> {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
-        let Some(shared) = self.shared.clone() else { return Action::Continue };
-        let Some(req) = self.req.take() else { return Action::Continue };
+        let Some(shared) = self.shared.clone() else {
+            return Action::Continue;
+        };
+        let Some(req) = self.req.take() else {
+            return Action::Continue;
+        };
         let status = self
             .get_http_response_header(":status")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        let resp = ResponseView { status, headers: self.get_http_response_headers_bytes() };
+        let resp = ResponseView {
+            status,
+            headers: self.get_http_response_headers_bytes(),
+        };
         let verdict = shared.control.on_response(&req, &resp, &self.env());
         self.req = Some(req);
         if self.replied {

@@ -28,7 +28,10 @@ pub struct Root<C: Control> {
 
 impl<C: Control> Root<C> {
     pub fn new() -> Self {
-        Root { shared: None, pending: RefCell::new(HashMap::new()) }
+        Root {
+            shared: None,
+            pending: RefCell::new(HashMap::new()),
+        }
     }
 
     fn env_now(&self) -> std::time::SystemTime {
@@ -37,18 +40,33 @@ impl<C: Control> Root<C> {
 }
 
 impl<C: Control> Context for Root<C> {
-    fn on_http_call_response(&mut self, token: u32, _headers: usize, body_size: usize, _trailers: usize) {
-        let Some(tag) = self.pending.borrow_mut().remove(&token) else { return };
-        let Some(shared) = self.shared.clone() else { return };
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(tag) = self.pending.borrow_mut().remove(&token) else {
+            return;
+        };
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
         let status = self
             .get_http_call_response_header(":status")
             .and_then(|s| s.parse::<u16>().ok());
         // A failed call (reset, timeout, no healthy host) arrives without a :status.
         let resp = status.map(|status| CalloutResponse {
             status,
-            body: self.get_http_call_response_body(0, body_size).unwrap_or_default(),
+            body: self
+                .get_http_call_response_body(0, body_size)
+                .unwrap_or_default(),
         });
-        let env = Env { now: self.env_now(), store: &ProxyStore };
+        let env = Env {
+            now: self.env_now(),
+            store: &ProxyStore,
+        };
         shared.control.on_callout_response(tag, resp, &env);
     }
 }
@@ -56,13 +74,19 @@ impl<C: Control> Context for Root<C> {
 impl<C: Control> RootContext for Root<C> {
     fn on_configure(&mut self, _size: usize) -> bool {
         let Some(config) = self.get_plugin_configuration() else {
-            log::error!("portcullis {}: invalid policy: the plugin configuration is empty", C::NAME);
+            log::error!(
+                "portcullis {}: invalid policy: the plugin configuration is empty",
+                C::NAME
+            );
             return false;
         };
         match configure::<C>(&config) {
             Ok(control) => {
                 let period = control.tick_period();
-                self.shared = Some(Rc::new(Shared { control, metrics: Metrics::default() }));
+                self.shared = Some(Rc::new(Shared {
+                    control,
+                    metrics: Metrics::default(),
+                }));
                 if let Some(p) = period {
                     self.set_tick_period(p);
                     // Do the first round of background work now, not one period from now.
@@ -79,8 +103,13 @@ impl<C: Control> RootContext for Root<C> {
     }
 
     fn on_tick(&mut self) {
-        let Some(shared) = self.shared.clone() else { return };
-        let env = Env { now: self.env_now(), store: &ProxyStore };
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let env = Env {
+            now: self.env_now(),
+            store: &ProxyStore,
+        };
         for c in shared.control.on_tick(&env) {
             let mut headers: Vec<(&str, &str)> = vec![
                 (":method", c.method.as_str()),
@@ -88,13 +117,21 @@ impl<C: Control> RootContext for Root<C> {
                 (":authority", c.authority.as_str()),
             ];
             headers.extend(c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let timeout = if c.timeout.is_zero() { Duration::from_secs(5) } else { c.timeout };
+            let timeout = if c.timeout.is_zero() {
+                Duration::from_secs(5)
+            } else {
+                c.timeout
+            };
             match self.dispatch_http_call(&c.cluster, headers, c.body.as_deref(), vec![], timeout) {
                 Ok(token) => {
                     self.pending.borrow_mut().insert(token, c.tag);
                 }
                 Err(e) => {
-                    log::warn!("portcullis {}: callout to cluster {} failed: {e:?}", C::NAME, c.cluster);
+                    log::warn!(
+                        "portcullis {}: callout to cluster {} failed: {e:?}",
+                        C::NAME,
+                        c.cluster
+                    );
                     shared.control.on_callout_response(c.tag, None, &env);
                 }
             }

@@ -17,8 +17,12 @@ impl fmt::Display for BodyError {
         match self {
             BodyError::JsonTooDeep(d) => write!(f, "the JSON body nests deeper than {d} levels"),
             BodyError::JsonInvalid => f.write_str("the body is not valid JSON"),
-            BodyError::FormInvalid => f.write_str("the body is not valid application/x-www-form-urlencoded"),
-            BodyError::MultipartInvalid => f.write_str("the body is not valid multipart for its boundary"),
+            BodyError::FormInvalid => {
+                f.write_str("the body is not valid application/x-www-form-urlencoded")
+            }
+            BodyError::MultipartInvalid => {
+                f.write_str("the body is not valid multipart for its boundary")
+            }
         }
     }
 }
@@ -79,8 +83,12 @@ pub fn check_form(body: &[u8]) -> Result<(), BodyError> {
     while let Some(&b) = body.get(i) {
         match b {
             b'%' => {
-                let hex = body.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-                let v = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or(BodyError::FormInvalid)?;
+                let hex = body
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok());
+                let v = hex
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or(BodyError::FormInvalid)?;
                 decoded.push(v);
                 i += 3;
             }
@@ -95,7 +103,9 @@ pub fn check_form(body: &[u8]) -> Result<(), BodyError> {
             _ => return Err(BodyError::FormInvalid),
         }
     }
-    std::str::from_utf8(&decoded).map(|_| ()).map_err(|_| BodyError::FormInvalid)
+    std::str::from_utf8(&decoded)
+        .map(|_| ())
+        .map_err(|_| BodyError::FormInvalid)
 }
 
 /// RFC 2046 §5.1.1: the body holds a delimiter line `--boundary` and ends with the close
@@ -106,7 +116,8 @@ pub fn check_multipart(body: &[u8], boundary: &str) -> Result<(), BodyError> {
     }
     let delimiter = format!("--{boundary}");
     let close = format!("--{boundary}--");
-    let starts = body.starts_with(delimiter.as_bytes()) || contains(body, format!("\r\n{delimiter}").as_bytes());
+    let starts = body.starts_with(delimiter.as_bytes())
+        || contains(body, format!("\r\n{delimiter}").as_bytes());
     let trimmed = trim_trailing_whitespace(body);
     if starts && trimmed.ends_with(close.as_bytes()) {
         Ok(())
@@ -120,7 +131,10 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 fn trim_trailing_whitespace(b: &[u8]) -> &[u8] {
-    let end = b.iter().rposition(|c| !c.is_ascii_whitespace()).map_or(0, |p| p + 1);
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(0, |p| p + 1);
     b.get(..end).unwrap_or(b)
 }
 
@@ -137,7 +151,10 @@ mod tests {
         assert_eq!(check_json(b"", 8), Err(BodyError::JsonInvalid));
         assert_eq!(check_json(b"{} {}", 8), Err(BodyError::JsonInvalid));
         // RFC 8259 §8.1: no byte order mark, UTF-8 only
-        assert_eq!(check_json(b"\xef\xbb\xbf{}", 8), Err(BodyError::JsonInvalid));
+        assert_eq!(
+            check_json(b"\xef\xbb\xbf{}", 8),
+            Err(BodyError::JsonInvalid)
+        );
         assert_eq!(check_json(b"\"\xff\"", 8), Err(BodyError::JsonInvalid));
     }
 
@@ -149,7 +166,10 @@ mod tests {
         assert_eq!(check_json(br#"{"a":"[[[[\"[[[["}"#, 1), Ok(()));
         // A hostile document far deeper than serde's own limit is refused by the scan.
         let deep = "[".repeat(100_000);
-        assert_eq!(check_json(deep.as_bytes(), 64), Err(BodyError::JsonTooDeep(64)));
+        assert_eq!(
+            check_json(deep.as_bytes(), 64),
+            Err(BodyError::JsonTooDeep(64))
+        );
     }
 
     #[test]
@@ -160,7 +180,11 @@ mod tests {
         assert_eq!(check_form(b"a=%4"), Err(BodyError::FormInvalid));
         assert_eq!(check_form(b"a=%FF"), Err(BodyError::FormInvalid));
         assert_eq!(check_form(b"a=b c"), Err(BodyError::FormInvalid));
-        assert_eq!(check_form(b"{\"json\":1}"), Ok(()), "printable ASCII is a valid form");
+        assert_eq!(
+            check_form(b"{\"json\":1}"),
+            Ok(()),
+            "printable ASCII is a valid form"
+        );
         assert_eq!(check_form(b"a=\n"), Err(BodyError::FormInvalid));
     }
 
@@ -168,8 +192,14 @@ mod tests {
     fn rfc2046_multipart_needs_its_boundary() {
         let body = b"--xyz\r\nContent-Disposition: form-data; name=\"a\"\r\n\r\n1\r\n--xyz--\r\n";
         assert_eq!(check_multipart(body, "xyz"), Ok(()));
-        assert_eq!(check_multipart(body, "abc"), Err(BodyError::MultipartInvalid));
-        assert_eq!(check_multipart(b"--xyz\r\n1", "xyz"), Err(BodyError::MultipartInvalid));
+        assert_eq!(
+            check_multipart(body, "abc"),
+            Err(BodyError::MultipartInvalid)
+        );
+        assert_eq!(
+            check_multipart(b"--xyz\r\n1", "xyz"),
+            Err(BodyError::MultipartInvalid)
+        );
         assert_eq!(check_multipart(body, ""), Err(BodyError::MultipartInvalid));
     }
 }

@@ -25,9 +25,15 @@ impl fmt::Display for MediaTypeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             MediaTypeError::Empty => "the Content-Type is empty",
-            MediaTypeError::NotTypeSlashSubtype => "the Content-Type is not of the form type/subtype",
-            MediaTypeError::BadParameter => "a Content-Type parameter is not of the form name=value",
-            MediaTypeError::UnterminatedQuote => "a quoted Content-Type parameter is not terminated",
+            MediaTypeError::NotTypeSlashSubtype => {
+                "the Content-Type is not of the form type/subtype"
+            }
+            MediaTypeError::BadParameter => {
+                "a Content-Type parameter is not of the form name=value"
+            }
+            MediaTypeError::UnterminatedQuote => {
+                "a quoted Content-Type parameter is not terminated"
+            }
             MediaTypeError::DuplicateParameter => "a Content-Type parameter is repeated",
         })
     }
@@ -58,7 +64,9 @@ impl MediaType {
             None => (input, ""),
         };
         let essence = trim_ows(essence);
-        let (t, s) = essence.split_once('/').ok_or(MediaTypeError::NotTypeSlashSubtype)?;
+        let (t, s) = essence
+            .split_once('/')
+            .ok_or(MediaTypeError::NotTypeSlashSubtype)?;
         if !is_token(t) || !is_token(s) {
             return Err(MediaTypeError::NotTypeSlashSubtype);
         }
@@ -80,7 +88,11 @@ impl MediaType {
             if params.iter().any(|(n, _)| *n == name) {
                 return Err(MediaTypeError::DuplicateParameter);
             }
-            let value = if name == "charset" { value.to_ascii_lowercase() } else { value };
+            let value = if name == "charset" {
+                value.to_ascii_lowercase()
+            } else {
+                value
+            };
             params.push((name, value));
             rest = trim_ows(remaining);
             if !rest.is_empty() && !rest.starts_with(';') {
@@ -90,11 +102,18 @@ impl MediaType {
         if !rest.is_empty() {
             return Err(MediaTypeError::BadParameter);
         }
-        Ok(MediaType { type_: t.to_ascii_lowercase(), subtype: s.to_ascii_lowercase(), params })
+        Ok(MediaType {
+            type_: t.to_ascii_lowercase(),
+            subtype: s.to_ascii_lowercase(),
+            params,
+        })
     }
 
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.params
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn essence(&self) -> String {
@@ -125,7 +144,9 @@ fn parse_param_value(s: &str) -> Result<(String, &str), MediaTypeError> {
         }
         Err(MediaTypeError::UnterminatedQuote)
     } else {
-        let end = s.find(|c: char| !c.is_ascii() || !is_tchar(c as u8)).unwrap_or(s.len());
+        let end = s
+            .find(|c: char| !c.is_ascii() || !is_tchar(c as u8))
+            .unwrap_or(s.len());
         let v = s.get(..end).unwrap_or("");
         if v.is_empty() {
             return Err(MediaTypeError::BadParameter);
@@ -152,7 +173,9 @@ enum Subtype {
 
 impl MediaRange {
     pub fn parse(s: &str) -> Result<Self, String> {
-        let (t, st) = s.split_once('/').ok_or_else(|| format!("`{s}` is not type/subtype"))?;
+        let (t, st) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not type/subtype"))?;
         let (t, st) = (t.to_ascii_lowercase(), st.to_ascii_lowercase());
         let subtype = if st == "*" {
             Subtype::Any
@@ -164,12 +187,18 @@ impl MediaRange {
         } else if is_token(&st) && !st.contains('*') {
             Subtype::Exact(st)
         } else {
-            return Err(format!("`{s}` has an invalid subtype (parameters go in `charsets`)"));
+            return Err(format!(
+                "`{s}` has an invalid subtype (parameters go in `charsets`)"
+            ));
         };
         if !(t == "*" && subtype == Subtype::Any) && (!is_token(&t) || t.contains('*')) {
             return Err(format!("`{s}` has an invalid type"));
         }
-        Ok(MediaRange { type_: t, subtype, text: s.to_ascii_lowercase() })
+        Ok(MediaRange {
+            type_: t,
+            subtype,
+            text: s.to_ascii_lowercase(),
+        })
     }
 
     pub fn matches(&self, m: &MediaType) -> bool {
@@ -180,7 +209,9 @@ impl MediaRange {
             && match &self.subtype {
                 Subtype::Any => true,
                 Subtype::Exact(s) => *s == m.subtype,
-                Subtype::Suffix(sfx) => m.subtype.ends_with(sfx.as_str()) && m.subtype.len() > sfx.len(),
+                Subtype::Suffix(sfx) => {
+                    m.subtype.ends_with(sfx.as_str()) && m.subtype.len() > sfx.len()
+                }
             }
     }
 
@@ -196,16 +227,41 @@ mod tests {
     #[test]
     fn rfc9110_8_3_1_parses_type_subtype_and_parameters() {
         // (input, type/subtype, params)
-        let cases: &[(&str, &str, &[(&str, &str)])] = &[
+        type Case<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
+        let cases: &[Case] = &[
             ("application/json", "application/json", &[]),
             ("Application/JSON", "application/json", &[]),
-            ("text/html;charset=utf-8", "text/html", &[("charset", "utf-8")]),
+            (
+                "text/html;charset=utf-8",
+                "text/html",
+                &[("charset", "utf-8")],
+            ),
             // §8.3.1: these are equivalent
-            ("text/html;charset=UTF-8", "text/html", &[("charset", "utf-8")]),
-            ("Text/HTML;Charset=\"utf-8\"", "text/html", &[("charset", "utf-8")]),
-            ("text/html; charset=\"utf-8\"", "text/html", &[("charset", "utf-8")]),
-            ("text/plain ; format=flowed", "text/plain", &[("format", "flowed")]),
-            ("multipart/form-data; boundary=\"a b;c\"", "multipart/form-data", &[("boundary", "a b;c")]),
+            (
+                "text/html;charset=UTF-8",
+                "text/html",
+                &[("charset", "utf-8")],
+            ),
+            (
+                "Text/HTML;Charset=\"utf-8\"",
+                "text/html",
+                &[("charset", "utf-8")],
+            ),
+            (
+                "text/html; charset=\"utf-8\"",
+                "text/html",
+                &[("charset", "utf-8")],
+            ),
+            (
+                "text/plain ; format=flowed",
+                "text/plain",
+                &[("format", "flowed")],
+            ),
+            (
+                "multipart/form-data; boundary=\"a b;c\"",
+                "multipart/form-data",
+                &[("boundary", "a b;c")],
+            ),
             ("a/b; q=\"x\\\"y\"", "a/b", &[("q", "x\"y")]),
             ("a/b;", "a/b", &[]),
             ("a/b;;x=1", "a/b", &[("x", "1")]),
@@ -214,7 +270,11 @@ mod tests {
         for (input, essence, params) in cases {
             let m = MediaType::parse(input).unwrap_or_else(|e| panic!("{input}: {e}"));
             assert_eq!(m.essence(), *essence, "{input}");
-            let got: Vec<(&str, &str)> = m.params.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+            let got: Vec<(&str, &str)> = m
+                .params
+                .iter()
+                .map(|(a, b)| (a.as_str(), b.as_str()))
+                .collect();
             assert_eq!(got, *params, "{input}");
         }
     }
@@ -227,12 +287,24 @@ mod tests {
             ("json", MediaTypeError::NotTypeSlashSubtype),
             ("application/", MediaTypeError::NotTypeSlashSubtype),
             ("/json", MediaTypeError::NotTypeSlashSubtype),
-            ("application/json, text/plain", MediaTypeError::NotTypeSlashSubtype),
+            (
+                "application/json, text/plain",
+                MediaTypeError::NotTypeSlashSubtype,
+            ),
             ("application/json;charset", MediaTypeError::BadParameter),
             ("application/json;charset=", MediaTypeError::BadParameter),
-            ("application/json;charset=\"utf-8", MediaTypeError::UnterminatedQuote),
-            ("application/json;charset=utf-8 x", MediaTypeError::BadParameter),
-            ("application/json;charset=utf-8;charset=utf-7", MediaTypeError::DuplicateParameter),
+            (
+                "application/json;charset=\"utf-8",
+                MediaTypeError::UnterminatedQuote,
+            ),
+            (
+                "application/json;charset=utf-8 x",
+                MediaTypeError::BadParameter,
+            ),
+            (
+                "application/json;charset=utf-8;charset=utf-7",
+                MediaTypeError::DuplicateParameter,
+            ),
             ("appl ication/json", MediaTypeError::NotTypeSlashSubtype),
             ("application/json\0", MediaTypeError::NotTypeSlashSubtype),
         ];
@@ -258,7 +330,13 @@ mod tests {
 
     #[test]
     fn invalid_ranges_are_refused() {
-        for r in ["json", "*/json", "application/js*n", "application/json;charset=utf-8", "app lication/json"] {
+        for r in [
+            "json",
+            "*/json",
+            "application/js*n",
+            "application/json;charset=utf-8",
+            "app lication/json",
+        ] {
             assert!(MediaRange::parse(r).is_err(), "{r}");
         }
     }

@@ -113,7 +113,10 @@ pub struct ContentType {
 
 fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
     if spec.allow.is_empty() {
-        return Err(ConfigError::new("allow", "must list at least one media type"));
+        return Err(ConfigError::new(
+            "allow",
+            "must list at least one media type",
+        ));
     }
     let allow = spec
         .allow
@@ -123,7 +126,10 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     for (i, c) in spec.charsets.iter().enumerate() {
         if c.is_empty() || !c.bytes().all(media_type::is_tchar) {
-            return Err(ConfigError::new(format!("charsets[{i}]"), format!("`{c}` is not a charset name")));
+            return Err(ConfigError::new(
+                format!("charsets[{i}]"),
+                format!("`{c}` is not a charset name"),
+            ));
         }
     }
     if spec.max_body_bytes == 0 || spec.max_body_bytes > MAX_BODY_LIMIT {
@@ -133,13 +139,24 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         ));
     }
     if spec.json_max_depth == 0 || spec.json_max_depth > 512 {
-        return Err(ConfigError::new("json_max_depth", "must be between 1 and 512"));
+        return Err(ConfigError::new(
+            "json_max_depth",
+            "must be between 1 and 512",
+        ));
     }
-    let accept = allow.iter().map(MediaRange::as_str).collect::<Vec<_>>().join(", ");
+    let accept = allow
+        .iter()
+        .map(MediaRange::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(Rule {
         allow,
         accept,
-        charsets: spec.charsets.iter().map(|c| c.to_ascii_lowercase()).collect(),
+        charsets: spec
+            .charsets
+            .iter()
+            .map(|c| c.to_ascii_lowercase())
+            .collect(),
         max_body_bytes: spec.max_body_bytes,
         json_max_depth: spec.json_max_depth,
         check_body: spec.check_body,
@@ -153,15 +170,21 @@ impl Control for ContentType {
     fn build(policy: Policy) -> Result<Self, ConfigError> {
         for (i, m) in policy.methods.iter().enumerate() {
             if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-                return Err(ConfigError::new(format!("methods[{i}]"), format!("`{m}` is not an upper-case method")));
+                return Err(ConfigError::new(
+                    format!("methods[{i}]"),
+                    format!("`{m}` is not an upper-case method"),
+                ));
             }
         }
         let routes = RouteTable::compile(&policy.routes, &policy.default, compile_rule)?;
-        Ok(ContentType { methods: policy.methods, routes })
+        Ok(ContentType {
+            methods: policy.methods,
+            routes,
+        })
     }
 
     fn on_request(&self, req: &RequestView, _env: &Env) -> Verdict {
-        if !self.methods.iter().any(|m| *m == req.method) {
+        if !self.methods.contains(&req.method) {
             return Verdict::Continue;
         }
         let (rule, _) = self.routes.select(req);
@@ -175,10 +198,13 @@ impl Control for ContentType {
                 return Verdict::Deny(too_large(rule.max_body_bytes));
             }
         }
-        let checked = rule.check_body && (media.is_json() || is_form(&media) || media.type_ == "multipart");
+        let checked =
+            rule.check_body && (media.is_json() || is_form(&media) || media.type_ == "multipart");
         // Buffer when the body must be parsed, or when its size is not announced up front.
         if req.has_body && (checked || content_length(req).is_none()) {
-            return Verdict::NeedBody { max_bytes: rule.max_body_bytes };
+            return Verdict::NeedBody {
+                max_bytes: rule.max_body_bytes,
+            };
         }
         Verdict::Continue
     }
@@ -198,9 +224,28 @@ impl Control for ContentType {
         }
         match body::check(&media, body, rule.json_max_depth) {
             Ok(()) => Verdict::Continue,
-            Err(e) => Verdict::Deny(Rejection::new(400, "content_type.body_mismatch", e.to_string())),
+            Err(e) => Verdict::Deny(Rejection::new(
+                400,
+                "content_type.body_mismatch",
+                e.to_string(),
+            )),
         }
     }
+}
+
+/// A comma outside a quoted string.
+fn has_list_comma(value: &[u8]) -> bool {
+    let (mut quoted, mut escaped) = (false, false);
+    for &b in value {
+        match (quoted, escaped, b) {
+            (true, true, _) => escaped = false,
+            (true, false, b'\\') => escaped = true,
+            (_, false, b'"') => quoted = !quoted,
+            (false, _, b',') => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 fn is_form(m: &MediaType) -> bool {
@@ -211,24 +256,43 @@ fn is_form(m: &MediaType) -> bool {
 fn declared_type(req: &RequestView, rule: &Rule) -> Result<Option<MediaType>, Rejection> {
     let mut values = req.header_values("content-type");
     let first = values.next();
-    if values.next().is_some() {
-        return Err(unsupported(req, rule, "content_type.duplicate", "the request has more than one Content-Type".into()));
+    // Envoy's HTTP/1 codec joins repeated fields with commas, and Content-Type's grammar has no
+    // comma outside a quoted string: either way, more than one value.
+    if values.next().is_some() || first.is_some_and(has_list_comma) {
+        return Err(unsupported(
+            req,
+            rule,
+            "content_type.duplicate",
+            "the request has more than one Content-Type".into(),
+        ));
     }
     let Some(raw) = first else {
         if req.has_body {
-            return Err(unsupported(req, rule, "content_type.missing", "a request with a body needs a Content-Type".into()));
+            return Err(unsupported(
+                req,
+                rule,
+                "content_type.missing",
+                "a request with a body needs a Content-Type".into(),
+            ));
         }
         return Ok(None);
     };
-    let parsed = std::str::from_utf8(raw).map_err(|_| MediaTypeError::NotTypeSlashSubtype).and_then(MediaType::parse);
-    let media = parsed.map_err(|e| unsupported(req, rule, "content_type.malformed", e.to_string()))?;
+    let parsed = std::str::from_utf8(raw)
+        .map_err(|_| MediaTypeError::NotTypeSlashSubtype)
+        .and_then(MediaType::parse);
+    let media =
+        parsed.map_err(|e| unsupported(req, rule, "content_type.malformed", e.to_string()))?;
     if !rule.allow.iter().any(|r| r.matches(&media)) {
         let detail = format!("{} is not accepted here", media.essence());
         return Err(unsupported(req, rule, "content_type.unsupported", detail));
     }
     if let Some(cs) = media.param("charset") {
         if !rule.charsets.is_empty() && !rule.charsets.iter().any(|c| c == cs) {
-            let detail = format!("charset {} is not accepted; use {}", sanitize(cs), rule.charsets.join(", "));
+            let detail = format!(
+                "charset {} is not accepted; use {}",
+                sanitize(cs),
+                rule.charsets.join(", ")
+            );
             return Err(unsupported(req, rule, "content_type.charset", detail));
         }
     }
@@ -247,17 +311,25 @@ fn unsupported(req: &RequestView, rule: &Rule, code: &'static str, detail: Strin
 }
 
 fn too_large(max: usize) -> Rejection {
-    Rejection::new(413, "body.too_large", format!("the body is larger than {max} bytes"))
+    Rejection::new(
+        413,
+        "body.too_large",
+        format!("the body is larger than {max} bytes"),
+    )
 }
 
 /// The declared length, if there is exactly one valid Content-Length.
 fn content_length(req: &RequestView) -> Option<usize> {
-    req.header("content-length").and_then(|v| v.trim().parse().ok())
+    req.header("content-length")
+        .and_then(|v| v.trim().parse().ok())
 }
 
 /// Echo only token characters of client input.
 fn sanitize(s: &str) -> String {
-    s.chars().filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c)).take(40).collect()
+    s.chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.".contains(*c))
+        .take(40)
+        .collect()
 }
 
 #[cfg(test)]

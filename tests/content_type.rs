@@ -1,0 +1,179 @@
+//! content-type in a real Envoy: what the client gets and what the upstream saw.
+
+mod support;
+
+use support::*;
+
+const POLICY: &str = r#"{
+  "routes": [
+    {"match": {"exact": "/login", "methods": ["POST"]}, "allow": ["application/x-www-form-urlencoded"]}
+  ],
+  "default": {"allow": ["application/json", "application/*+json"], "max_body_bytes": 1024,
+              "json_max_depth": 8}
+}"#;
+
+fn start() -> Envoy {
+    envoy().wasm("content-type", POLICY).start()
+}
+
+#[test]
+fn allowed_json_reaches_the_upstream_unchanged() {
+    let e = start();
+    let body = br#"{"order": [1, 2, {"x": "y"}]}"#;
+    let r = e.post(
+        "/orders",
+        &[("content-type", "application/json; charset=utf-8")],
+        body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = e.upstream_seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].body.as_bytes(), body);
+    assert_eq!(
+        seen[0].header("content-type"),
+        Some("application/json; charset=utf-8")
+    );
+    assert_eq!(e.counter("content_type", "allowed", "ok"), 1);
+}
+
+#[test]
+fn disallowed_type_is_415_problem_json_and_the_upstream_sees_nothing() {
+    let e = start();
+    let r = e.post("/orders", &[("content-type", "text/plain")], b"hello");
+    r.assert_problem(415, "content_type.unsupported");
+    assert_eq!(
+        r.header("accept-post"),
+        Some("application/json, application/*+json")
+    );
+    assert_eq!(r.json()["title"], "Unsupported Media Type");
+    assert!(
+        r.json()["request_id"].is_string(),
+        "Envoy's x-request-id is echoed: {}",
+        r.text()
+    );
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(
+        e.counter("content_type", "denied", "content_type.unsupported"),
+        1
+    );
+    let log = e.log();
+    assert!(
+        log.contains(r#""event":"deny","module":"content_type","code":"content_type.unsupported""#),
+        "{log}"
+    );
+}
+
+#[test]
+fn malformed_json_is_400_body_mismatch() {
+    let e = start();
+    let r = e.post(
+        "/orders",
+        &[("content-type", "application/json")],
+        br#"{"a": "#,
+    );
+    r.assert_problem(400, "content_type.body_mismatch");
+    let r = e.post(
+        "/orders",
+        &[("content-type", "application/json")],
+        "[".repeat(9).as_bytes(),
+    );
+    r.assert_problem(400, "content_type.body_mismatch");
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(
+        e.counter("content_type", "denied", "content_type.body_mismatch"),
+        2
+    );
+}
+
+#[test]
+fn body_over_the_limit_is_413_with_or_without_content_length() {
+    let e = start();
+    let big = format!("[{}1]", "1,".repeat(600));
+    let r = e.post(
+        "/orders",
+        &[("content-type", "application/json")],
+        big.as_bytes(),
+    );
+    r.assert_problem(413, "body.too_large");
+    // Chunked: no length up front, the module counts the buffered bytes.
+    let chunk = format!("{:x}\r\n{big}\r\n0\r\n\r\n", big.len());
+    let raw = format!(
+        "POST /orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n{chunk}"
+    );
+    e.raw(raw.as_bytes()).assert_problem(413, "body.too_large");
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(e.counter("content_type", "denied", "body.too_large"), 2);
+}
+
+#[test]
+fn get_without_body_passes() {
+    let e = start();
+    let r = e.get("/orders?page=2", &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(e.upstream_seen()[0].path, "/orders?page=2");
+}
+
+#[test]
+fn duplicate_content_type_is_415() {
+    let e = start();
+    let h = [
+        ("content-type", "application/json"),
+        ("content-type", "application/json"),
+    ];
+    e.post("/orders", &h, b"{}")
+        .assert_problem(415, "content_type.duplicate");
+    assert!(e.upstream_seen().is_empty());
+}
+
+#[test]
+fn missing_content_type_and_bad_charset_are_415() {
+    let e = start();
+    e.post("/orders", &[], b"{}")
+        .assert_problem(415, "content_type.missing");
+    let h = [("content-type", "application/json;charset=utf-7")];
+    e.post("/orders", &h, b"{}")
+        .assert_problem(415, "content_type.charset");
+    assert!(e.upstream_seen().is_empty());
+}
+
+#[test]
+fn route_rules_apply_to_the_normalised_path() {
+    let e = start();
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(e.post("/login", &form, b"user=a&pass=b").status, 200);
+    // Envoy normalises (normalize_path, merge_slashes) before the module; both must agree.
+    assert_eq!(e.post("//./login", &form, b"user=a&pass=b").status, 200);
+    e.post("/login", &form, b"user=%zz")
+        .assert_problem(400, "content_type.body_mismatch");
+    assert_eq!(e.upstream_seen().len(), 2);
+}
+
+#[test]
+fn invalid_policy_refuses_to_load_and_envoy_exits_naming_the_field() {
+    let log = envoy()
+        .wasm(
+            "content-type",
+            r#"{"routes": [{"match": {"prefix": "/a"}, "allow": ["json"]}]}"#,
+        )
+        .start_expect_exit();
+    assert!(
+        log.contains("portcullis content_type: invalid policy: routes[0].allow[0]: `json` is not type/subtype"),
+        "{log}"
+    );
+    assert!(
+        log.contains("Unable to create Wasm HTTP filter")
+            || log.contains("Unable to create Wasm plugin"),
+        "{log}"
+    );
+}
+
+#[test]
+fn unknown_policy_field_refuses_to_load() {
+    let log = envoy()
+        .wasm("content-type", r#"{"default": {"max_body": 10}}"#)
+        .start_expect_exit();
+    assert!(
+        log.contains("invalid policy: default.max_body: unknown field `max_body`"),
+        "{log}"
+    );
+}

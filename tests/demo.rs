@@ -1,0 +1,77 @@
+//! Boots envoy/envoy.yaml itself (the `make run` and docker-compose config), on free ports, and
+//! replays the README's curl walk-through against it, so the shipped config cannot drift.
+
+mod support;
+
+use support::*;
+
+fn start_demo() -> Envoy {
+    let echo = EchoServer::start("127.0.0.1:0").expect("echo upstream");
+    let yaml =
+        std::fs::read_to_string(repo_root().join("envoy/envoy.yaml")).expect("read envoy.yaml");
+    for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 8081"] {
+        assert!(yaml.contains(fixed), "envoy.yaml no longer has `{fixed}`");
+    }
+    let yaml = yaml
+        .replace("port_value: 10000", "port_value: 0")
+        .replace("port_value: 9901", "port_value: 0")
+        .replace(
+            "port_value: 8081",
+            &format!("port_value: {}", echo.addr.port()),
+        );
+    Envoy::launch(&yaml, Some(echo))
+}
+
+#[test]
+fn every_shipped_wasm_filter_fails_reload_and_holds_headers_for_the_body() {
+    let yaml = std::fs::read_to_string(repo_root().join("envoy/envoy.yaml")).unwrap();
+    let wasm_filters = yaml
+        .matches("envoy.extensions.filters.http.wasm.v3.Wasm")
+        .count();
+    assert!(wasm_filters > 0);
+    assert_eq!(
+        yaml.matches("failure_policy: FAIL_RELOAD").count(),
+        wasm_filters
+    );
+    assert_eq!(
+        yaml.matches("allow_on_headers_stop_iteration: true")
+            .count(),
+        wasm_filters
+    );
+}
+
+#[test]
+fn readme_walkthrough_content_type() {
+    let e = start_demo();
+    // curl -X POST localhost:10000/orders -H 'content-type: application/json' -d '{"sku":"a1","qty":2}'
+    let r = e.post(
+        "/orders",
+        &[("content-type", "application/json")],
+        br#"{"sku":"a1","qty":2}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.echoed().body, r#"{"sku":"a1","qty":2}"#);
+    // curl -X POST localhost:10000/orders -H 'content-type: text/plain' -d 'hello'
+    e.post("/orders", &[("content-type", "text/plain")], b"hello")
+        .assert_problem(415, "content_type.unsupported");
+    // curl -X POST localhost:10000/orders -H 'content-type: application/json' -d '{"sku":'
+    e.post(
+        "/orders",
+        &[("content-type", "application/json")],
+        br#"{"sku":"#,
+    )
+    .assert_problem(400, "content_type.body_mismatch");
+    // curl -X POST localhost:10000/login -d 'user=ada&password=secret'   (curl's default form type)
+    let form = [("content-type", "application/x-www-form-urlencoded")];
+    assert_eq!(
+        e.post("/login", &form, b"user=ada&password=secret").status,
+        200
+    );
+    // curl localhost:9901/stats/prometheus | grep portcullis
+    assert_eq!(
+        e.counter("content_type", "denied", "content_type.unsupported"),
+        1
+    );
+    assert_eq!(e.counter("content_type", "allowed", "ok"), 2);
+    assert_eq!(e.upstream_seen().len(), 2);
+}

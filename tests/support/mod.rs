@@ -1,0 +1,582 @@
+//! Real-Envoy test harness: starts Envoy (from `make setup`'s venv) with the built `.wasm`
+//! modules in front of an in-process echo upstream, on free loopback ports, and stops it on drop.
+//! When a test fails, Envoy's log is printed.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub use portcullis::echo::{EchoServer, Seen};
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn envoy_binary() -> PathBuf {
+    if let Ok(p) = std::env::var("PORTCULLIS_ENVOY") {
+        return PathBuf::from(p);
+    }
+    let p = repo_root().join(".venv/envoy");
+    assert!(
+        p.exists(),
+        "no Envoy at {}: run `make setup` (or `make test`)",
+        p.display()
+    );
+    p
+}
+
+pub fn wasm_path(module: &str) -> PathBuf {
+    let p = repo_root().join("dist").join(format!("{module}.wasm"));
+    assert!(
+        p.exists(),
+        "{} is missing: run `make build` (or `make test`)",
+        p.display()
+    );
+    p
+}
+
+/// One wasm filter in the chain.
+#[derive(Clone)]
+pub struct Filter {
+    pub module: String,
+    pub policy: String,
+    pub env: Vec<(String, String)>,
+}
+
+impl Filter {
+    pub fn new(module: &str, policy: impl ToString) -> Self {
+        Filter {
+            module: module.into(),
+            policy: policy.to_string(),
+            env: Vec::new(),
+        }
+    }
+
+    /// An environment variable passed to the VM (`vm_config.environment_variables`).
+    pub fn vm_env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+}
+
+#[derive(Default)]
+pub struct EnvoyBuilder {
+    filters: Vec<Filter>,
+    /// Extra clusters (name, address) for callouts (JWKS, webhooks).
+    clusters: Vec<(String, SocketAddr)>,
+    /// Extra native HTTP filters (JSON typed configs) placed before the wasm filters.
+    native_filters: Vec<Value>,
+    upstream: Option<SocketAddr>,
+}
+
+pub fn envoy() -> EnvoyBuilder {
+    EnvoyBuilder::default()
+}
+
+impl EnvoyBuilder {
+    pub fn filter(mut self, f: Filter) -> Self {
+        self.filters.push(f);
+        self
+    }
+
+    pub fn wasm(self, module: &str, policy: impl ToString) -> Self {
+        self.filter(Filter::new(module, policy))
+    }
+
+    pub fn cluster(mut self, name: &str, addr: SocketAddr) -> Self {
+        self.clusters.push((name.into(), addr));
+        self
+    }
+
+    pub fn native_filter(mut self, filter: Value) -> Self {
+        self.native_filters.push(filter);
+        self
+    }
+
+    /// Route to this upstream instead of a fresh echo server.
+    pub fn upstream(mut self, addr: SocketAddr) -> Self {
+        self.upstream = Some(addr);
+        self
+    }
+
+    fn bootstrap(&self, upstream: SocketAddr) -> Value {
+        let mut http_filters: Vec<Value> = self.native_filters.clone();
+        for f in &self.filters {
+            http_filters.push(wasm_filter(f));
+        }
+        http_filters.push(json!({
+            "name": "envoy.filters.http.router",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router"}
+        }));
+        let mut clusters = vec![cluster("upstream", upstream)];
+        clusters.extend(self.clusters.iter().map(|(n, a)| cluster(n, *a)));
+        json!({
+            "admin": {"address": socket(([127, 0, 0, 1], 0).into())},
+            "stats_config": stats_config(),
+            "static_resources": {
+                "listeners": [{
+                    "name": "main",
+                    "address": socket(([127, 0, 0, 1], 0).into()),
+                    "filter_chains": [{"filters": [{
+                        "name": "envoy.filters.network.http_connection_manager",
+                        "typed_config": {
+                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                            "stat_prefix": "ingress",
+                            "normalize_path": true,
+                            "merge_slashes": true,
+                            "route_config": {"virtual_hosts": [{
+                                "name": "all", "domains": ["*"],
+                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
+                            }]},
+                            "http_filters": http_filters
+                        }
+                    }]}]
+                }],
+                "clusters": clusters
+            }
+        })
+    }
+
+    pub fn start(self) -> Envoy {
+        let echo = EchoServer::start("127.0.0.1:0").expect("start echo upstream");
+        let upstream = self.upstream.unwrap_or(echo.addr);
+        let bootstrap = self.bootstrap(upstream);
+        Envoy::launch(&bootstrap.to_string(), Some(echo))
+    }
+
+    /// Start Envoy expecting it to refuse the configuration and exit; returns its log.
+    pub fn start_expect_exit(self) -> String {
+        let bootstrap = self.bootstrap(([127, 0, 0, 1], 9).into());
+        let dir = tempdir();
+        let (mut child, log_path, _) = spawn_envoy(&dir, &bootstrap.to_string());
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                assert!(!status.success(), "Envoy exited successfully");
+                return read_log(&log_path);
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "Envoy did not exit on an invalid policy; log:\n{}",
+                    read_log(&log_path)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+fn wasm_filter(f: &Filter) -> Value {
+    let env: serde_json::Map<String, Value> = f
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+        .collect();
+    json!({
+        "name": f.module,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.wasm.v3.Wasm",
+            "config": {
+                "name": f.module,
+                "root_id": f.module,
+                "failure_policy": "FAIL_RELOAD",
+                "allow_on_headers_stop_iteration": true,
+                "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": f.policy},
+                "vm_config": {
+                    "vm_id": f.module,
+                    "runtime": "envoy.wasm.runtime.v8",
+                    "code": {"local": {"filename": wasm_path(&f.module)}},
+                    "environment_variables": {"key_values": env}
+                }
+            }
+        }
+    })
+}
+
+fn socket(addr: SocketAddr) -> Value {
+    json!({"socket_address": {"address": addr.ip().to_string(), "port_value": addr.port()}})
+}
+
+fn cluster(name: &str, addr: SocketAddr) -> Value {
+    json!({
+        "name": name,
+        "connect_timeout": "1s",
+        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": [{"endpoint": {"address": socket(addr)}}]}]}
+    })
+}
+
+/// The same `stats_tags` as envoy/envoy.yaml: counters become labelled Prometheus series.
+pub fn stats_config() -> Value {
+    let text = std::fs::read_to_string(repo_root().join("envoy/envoy.yaml"))
+        .expect("read envoy/envoy.yaml");
+    let start = text
+        .find("stats_config:")
+        .expect("stats_config in envoy.yaml");
+    let mut tags = Vec::new();
+    let mut name = None;
+    for line in text[start..].lines().skip(1) {
+        let l = line.trim();
+        if !line.starts_with(' ') && !l.is_empty() {
+            break;
+        }
+        if let Some(n) = l.strip_prefix("- tag_name: ") {
+            name = Some(n.to_string());
+        } else if let Some(r) = l.strip_prefix("regex: ") {
+            let r = r.trim_matches('\'').replace("''", "'");
+            tags.push(json!({"tag_name": name.take().expect("tag_name before regex"), "regex": r}));
+        }
+    }
+    assert!(!tags.is_empty(), "no stats_tags found in envoy/envoy.yaml");
+    json!({"stats_tags": tags})
+}
+
+fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let dir = std::env::temp_dir().join(format!(
+        "portcullis-test-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    ));
+    std::fs::create_dir_all(&dir).expect("create temp dir");
+    dir
+}
+
+fn spawn_envoy(dir: &Path, bootstrap: &str) -> (Child, PathBuf, PathBuf) {
+    // Envoy picks the parser by extension.
+    let ext = if bootstrap.trim_start().starts_with('{') {
+        "json"
+    } else {
+        "yaml"
+    };
+    let config = dir.join(format!("envoy.{ext}"));
+    let log = dir.join("envoy.log");
+    let admin = dir.join("admin.txt");
+    std::fs::write(&config, bootstrap).expect("write bootstrap");
+    let child = Command::new(envoy_binary())
+        .current_dir(repo_root())
+        .arg("-c")
+        .arg(&config)
+        .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"])
+        .args(["--file-flush-interval-msec", "100"])
+        .arg("--log-path")
+        .arg(&log)
+        .arg("--admin-address-path")
+        .arg(&admin)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn envoy");
+    (child, log, admin)
+}
+
+fn read_log(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_default()
+}
+
+pub struct Envoy {
+    child: Child,
+    pub admin: SocketAddr,
+    pub listener: SocketAddr,
+    pub echo: Option<EchoServer>,
+    log_path: PathBuf,
+    dir: PathBuf,
+}
+
+impl Envoy {
+    /// Start Envoy from a bootstrap (JSON or YAML) whose listener is named `main`.
+    pub fn launch(bootstrap: &str, echo: Option<EchoServer>) -> Envoy {
+        let dir = tempdir();
+        let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let admin = loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "Envoy exited at start ({status}); log:\n{}",
+                    read_log(&log_path)
+                );
+            }
+            if let Some(addr) = std::fs::read_to_string(&admin_path)
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+            {
+                break addr;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Envoy did not start; log:\n{}",
+                read_log(&log_path)
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut envoy = Envoy {
+            child,
+            admin,
+            listener: admin,
+            echo,
+            log_path,
+            dir,
+        };
+        loop {
+            let ready = http(admin, "GET", "/ready", &[], b"")
+                .map(|r| r.status == 200)
+                .unwrap_or(false);
+            if ready {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "Envoy never became ready; log:\n{}",
+                envoy.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        envoy.listener = envoy.listener_address("main");
+        envoy
+    }
+
+    fn listener_address(&self, name: &str) -> SocketAddr {
+        let r =
+            http(self.admin, "GET", "/listeners?format=json", &[], b"").expect("GET /listeners");
+        let v: Value = serde_json::from_slice(&r.body).expect("listeners JSON");
+        let l = v["listener_statuses"]
+            .as_array()
+            .and_then(|a| a.iter().find(|l| l["name"] == name))
+            .unwrap_or_else(|| panic!("no listener {name}: {v}"));
+        let sa = &l["local_address"]["socket_address"];
+        format!(
+            "{}:{}",
+            sa["address"].as_str().unwrap_or("127.0.0.1"),
+            sa["port_value"]
+        )
+        .parse()
+        .expect("listener address")
+    }
+
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        http(self.listener, method, path, headers, body).expect("request through Envoy")
+    }
+
+    pub fn get(&self, path: &str, headers: &[(&str, &str)]) -> Response {
+        self.request("GET", path, headers, b"")
+    }
+
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+        self.request("POST", path, headers, body)
+    }
+
+    /// Send raw bytes (for requests no client library would send) and read the response.
+    pub fn raw(&self, bytes: &[u8]) -> Response {
+        raw_exchange(self.listener, bytes).expect("raw exchange with Envoy")
+    }
+
+    /// What the echo upstream received so far.
+    pub fn upstream_seen(&self) -> Vec<Seen> {
+        self.echo.as_ref().map(EchoServer::seen).unwrap_or_default()
+    }
+
+    /// A `portcullis_requests_total` series from `/stats/prometheus` (0 when absent).
+    pub fn counter(&self, module: &str, result: &str, code: &str) -> u64 {
+        let r =
+            http(self.admin, "GET", "/stats/prometheus", &[], b"").expect("GET /stats/prometheus");
+        let text = String::from_utf8_lossy(&r.body);
+        let labels = [
+            format!("module=\"{module}\""),
+            format!("result=\"{result}\""),
+            format!("code=\"{code}\""),
+        ];
+        text.lines()
+            .filter(|l| l.starts_with("portcullis_requests_total{"))
+            .find(|l| labels.iter().all(|x| l.contains(x.as_str())))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn admin_get(&self, path: &str) -> Response {
+        http(self.admin, "GET", path, &[], b"").expect("admin request")
+    }
+
+    /// Envoy's log so far (flushed every 100 ms).
+    pub fn log(&self) -> String {
+        std::thread::sleep(Duration::from_millis(250));
+        read_log(&self.log_path)
+    }
+}
+
+impl Drop for Envoy {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "----- Envoy log -----\n{}\n----- end of Envoy log -----",
+                self.log()
+            );
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    /// Lower-case names.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+    }
+
+    /// The upstream's echo of the request (for requests that reached it).
+    pub fn echoed(&self) -> Seen {
+        let v = self.json();
+        Seen {
+            method: v["method"].as_str().unwrap_or_default().into(),
+            path: v["path"].as_str().unwrap_or_default().into(),
+            headers: v["headers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|p| {
+                            (
+                                p[0].as_str().unwrap_or("").into(),
+                                p[1].as_str().unwrap_or("").into(),
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            body: v["body"].as_str().unwrap_or_default().into(),
+        }
+    }
+
+    /// Assert a portcullis denial: status, problem+json content type, and code.
+    pub fn assert_problem(&self, status: u16, code: &str) {
+        assert_eq!(self.status, status, "body: {}", self.text());
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json"),
+            "{self:?}"
+        );
+        let v = self.json();
+        assert_eq!(v["code"], code, "{v}");
+        assert_eq!(v["status"], status, "{v}");
+    }
+}
+
+/// A minimal HTTP/1.1 client: one request per connection, so every byte sent is ours.
+pub fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<Response> {
+    let mut req = format!("{method} {path} HTTP/1.1\r\n").into_bytes();
+    if !headers.iter().any(|(k, _)| k.eq_ignore_ascii_case("host")) {
+        req.extend_from_slice(b"host: localhost\r\n");
+    }
+    for (k, v) in headers {
+        req.extend_from_slice(format!("{k}: {v}\r\n").as_bytes());
+    }
+    let framed = headers.iter().any(|(k, _)| {
+        k.eq_ignore_ascii_case("content-length") || k.eq_ignore_ascii_case("transfer-encoding")
+    });
+    if !framed && (!body.is_empty() || matches!(method, "POST" | "PUT" | "PATCH")) {
+        req.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
+    req.extend_from_slice(b"connection: close\r\n\r\n");
+    req.extend_from_slice(body);
+    raw_exchange(addr, &req)
+}
+
+pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Response> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.write_all(bytes)?;
+    let mut buf = Vec::new();
+    // Envoy may close after answering early (local reply before the body): read what came.
+    let _ = s.read_to_end(&mut buf);
+    parse_response(&buf)
+}
+
+fn parse_response(buf: &[u8]) -> std::io::Result<Response> {
+    let bad = |m: &str| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{m}: {:?}", String::from_utf8_lossy(buf)),
+        )
+    };
+    let end = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| bad("no response head"))?;
+    let head = String::from_utf8_lossy(&buf[..end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let rest = &buf[end + 4..];
+    let chunked = headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_vec()
+    };
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = i + 2;
+        out.extend_from_slice(&b[start..(start + size).min(b.len())]);
+        b = &b[(start + size + 2).min(b.len())..];
+    }
+    out
+}
