@@ -13,6 +13,9 @@ pub enum Verdict {
     NeedBody { max_bytes: usize },
     /// Answer locally; nothing reaches the upstream.
     Deny(Rejection),
+    /// A denial the policy only reports (`mode: report`): logged and counted with
+    /// `result="reported"`, and the request continues unchanged.
+    Report(Rejection),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

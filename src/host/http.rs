@@ -75,6 +75,11 @@ impl<C: Control> Http<C> {
                 }
             }
             Verdict::Deny(r) => self.deny(r),
+            Verdict::Report(r) => {
+                self.log_denial(Outcome::Reported, &r);
+                shared.metrics.count(C::NAME, Outcome::Reported, r.code);
+                Action::Continue
+            }
         }
     }
 
@@ -91,20 +96,20 @@ impl<C: Control> Http<C> {
         }
     }
 
-    fn deny(&mut self, r: Rejection) -> Action {
-        let module = C::NAME;
+    fn log_denial(&self, outcome: Outcome, r: &Rejection) {
         let client = self
             .get_property(vec!["source", "address"])
             .and_then(|b| String::from_utf8(b).ok());
-        let req = self.req.as_ref();
-        log::info!(
-            "{}",
-            denial_log_line(module, Outcome::Denied, &r, req, client.as_deref())
-        );
+        let line = denial_log_line(C::NAME, outcome, r, self.req.as_ref(), client.as_deref());
+        log::info!("{line}");
+    }
+
+    fn deny(&mut self, r: Rejection) -> Action {
+        self.log_denial(Outcome::Denied, &r);
         if let Some(shared) = &self.shared {
-            shared.metrics.count(module, Outcome::Denied, r.code);
+            shared.metrics.count(C::NAME, Outcome::Denied, r.code);
         }
-        let body = r.problem_body(req.and_then(RequestView::request_id));
+        let body = r.problem_body(self.req.as_ref().and_then(RequestView::request_id));
         self.replied = true;
         self.send_http_response(
             u32::from(r.status),
