@@ -40,6 +40,19 @@ pub trait Control: Sized + 'static {
         Verdict::Continue
     }
 
+    /// Called with the whole buffered response body, only after `on_response` returned
+    /// `NeedBody`. `None`: the body was larger than asked for; it passes unchanged (it is never
+    /// truncated) and the control may only count it (`Report`).
+    fn on_response_body(
+        &self,
+        _req: &RequestView,
+        _resp: &ResponseView,
+        _body: Option<&[u8]>,
+        _env: &Env,
+    ) -> Verdict {
+        Verdict::Continue
+    }
+
     /// How often the host calls `on_tick`; `None` for controls with no background work.
     fn tick_period(&self) -> Option<Duration> {
         None

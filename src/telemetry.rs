@@ -12,6 +12,8 @@ pub enum Outcome {
     Denied,
     /// A denial the policy only reports (`mode: report`): the request went through.
     Reported,
+    /// A body the module replaced (a scrubbed error page, a decrypted payload).
+    Replaced,
 }
 
 impl Outcome {
@@ -20,6 +22,7 @@ impl Outcome {
             Outcome::Allowed => "allowed",
             Outcome::Denied => "denied",
             Outcome::Reported => "reported",
+            Outcome::Replaced => "replaced",
         }
     }
 }

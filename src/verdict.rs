@@ -13,6 +13,14 @@ pub enum Verdict {
     NeedBody { max_bytes: usize },
     /// Answer locally; nothing reaches the upstream.
     Deny(Rejection),
+    /// Let it through with a new body (and header edits: `content-length` is fixed by the host).
+    /// Only from `on_request_body` / `on_response_body`. `code` is counted with
+    /// `result="replaced"` (`error_shield.status_5xx`).
+    ReplaceBody {
+        code: &'static str,
+        headers: Vec<HeaderOp>,
+        body: Vec<u8>,
+    },
     /// A denial the policy only reports (`mode: report`): logged and counted with
     /// `result="reported"`, and the request continues unchanged.
     Report(Rejection),

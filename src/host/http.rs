@@ -1,4 +1,4 @@
-//! The HTTP context: one per request. Builds the view, asks the control, applies the verdict.
+//! The HTTP context: one per request. Builds the views, asks the control, applies the verdicts.
 
 use std::rc::Rc;
 
@@ -17,8 +17,11 @@ pub struct Http<C> {
     /// `None` only if Envoy created a context without a loaded policy: then deny everything.
     shared: Option<Rc<Shared<C>>>,
     req: Option<RequestView>,
+    resp: Option<ResponseView>,
     /// Set while buffering the request body for the control.
-    body_limit: Option<usize>,
+    req_body_limit: Option<usize>,
+    /// Set while buffering the response body for the control.
+    resp_body_limit: Option<usize>,
     /// We answered locally: ignore the rest of this stream.
     replied: bool,
 }
@@ -29,56 +32,82 @@ enum Phase {
     Response,
 }
 
+fn internal(detail: &str) -> Rejection {
+    log::error!("portcullis: internal error: {detail}");
+    Rejection::new(500, "internal", "the request could not be checked")
+}
+
+fn unconfigured() -> Rejection {
+    Rejection::new(503, "internal.unconfigured", "the filter has no policy")
+}
+
 impl<C: Control> Http<C> {
     pub fn new(shared: Option<Rc<Shared<C>>>) -> Self {
         Http {
             shared,
             req: None,
-            body_limit: None,
+            resp: None,
+            req_body_limit: None,
+            resp_body_limit: None,
             replied: false,
         }
     }
 
-    fn apply(&mut self, verdict: Verdict, phase: Phase) -> Action {
+    /// Apply a verdict. `body_len`: size of the buffered body a `ReplaceBody` replaces.
+    fn apply(&mut self, verdict: Verdict, phase: Phase, body_len: usize) -> Action {
         let Some(shared) = self.shared.clone() else {
-            return self.deny(Rejection::new(
-                503,
-                "internal.unconfigured",
-                "the filter has no policy",
-            ));
+            return self.deny(unconfigured());
+        };
+        let count_allowed = |s: &Shared<C>| {
+            if phase == Phase::Request {
+                s.metrics.count(C::NAME, Outcome::Allowed, "ok");
+            }
         };
         match verdict {
             Verdict::Continue => {
-                if phase == Phase::Request {
-                    shared.metrics.count(C::NAME, Outcome::Allowed, "ok");
-                }
+                count_allowed(&shared);
                 Action::Continue
             }
             Verdict::Mutate(ops) => {
                 self.apply_ops(&ops, phase);
-                if phase == Phase::Request {
-                    shared.metrics.count(C::NAME, Outcome::Allowed, "ok");
-                }
+                count_allowed(&shared);
                 Action::Continue
             }
-            Verdict::NeedBody { max_bytes } => {
-                let has_body = self.req.as_ref().is_some_and(|r| r.has_body);
-                if phase == Phase::Response {
-                    // Response bodies are not buffered yet: fail closed rather than skip the check.
-                    return self.deny(internal("response body inspection is not supported"));
+            Verdict::NeedBody { max_bytes } => self.need_body(max_bytes, phase),
+            Verdict::ReplaceBody {
+                code,
+                headers,
+                body,
+            } => {
+                match phase {
+                    Phase::Request => self.set_http_request_body(0, body_len, &body),
+                    Phase::Response => self.set_http_response_body(0, body_len, &body),
                 }
-                if has_body {
-                    self.body_limit = Some(max_bytes);
-                    Action::Pause
-                } else {
-                    self.check_body(&[])
-                }
+                self.apply_ops(&headers, phase);
+                let len = body.len().to_string();
+                self.apply_ops(&[HeaderOp::Set("content-length".into(), len)], phase);
+                shared.metrics.count(C::NAME, Outcome::Replaced, code);
+                Action::Continue
             }
             Verdict::Deny(r) => self.deny(r),
             Verdict::Report(r) => {
                 self.log_denial(Outcome::Reported, &r);
                 shared.metrics.count(C::NAME, Outcome::Reported, r.code);
                 Action::Continue
+            }
+        }
+    }
+
+    fn need_body(&mut self, max_bytes: usize, phase: Phase) -> Action {
+        match phase {
+            Phase::Request if self.req.as_ref().is_some_and(|r| r.has_body) => {
+                self.req_body_limit = Some(max_bytes);
+                Action::Pause
+            }
+            Phase::Request => self.request_body_verdict(&[]),
+            Phase::Response => {
+                self.resp_body_limit = Some(max_bytes);
+                Action::Pause
             }
         }
     }
@@ -126,8 +155,8 @@ impl<C: Control> Http<C> {
         }
     }
 
-    fn check_body(&mut self, body: &[u8]) -> Action {
-        self.body_limit = None;
+    fn request_body_verdict(&mut self, body: &[u8]) -> Action {
+        self.req_body_limit = None;
         let (Some(shared), Some(req)) = (self.shared.clone(), self.req.take()) else {
             return self.deny(internal("request state lost"));
         };
@@ -135,14 +164,38 @@ impl<C: Control> Http<C> {
         self.req = Some(req);
         match verdict {
             Verdict::NeedBody { .. } => self.deny(internal("the control asked for the body twice")),
-            v => self.apply(v, Phase::Request),
+            v => self.apply(v, Phase::Request, body.len()),
         }
     }
-}
 
-fn internal(detail: &str) -> Rejection {
-    log::error!("portcullis: internal error: {detail}");
-    Rejection::new(500, "internal", "the request could not be checked")
+    fn response_body_verdict(&mut self, body: Option<&[u8]>) -> Action {
+        self.resp_body_limit = None;
+        let (Some(shared), Some(req), Some(resp)) =
+            (self.shared.clone(), self.req.take(), self.resp.take())
+        else {
+            return Action::Continue;
+        };
+        let verdict = shared
+            .control
+            .on_response_body(&req, &resp, body, &self.env());
+        self.req = Some(req);
+        self.resp = Some(resp);
+        match (verdict, body) {
+            (Verdict::NeedBody { .. }, _) => {
+                log::error!(
+                    "portcullis {}: the control asked for the response body twice",
+                    C::NAME
+                );
+                Action::Continue
+            }
+            // Too large to inspect: it passes unchanged; the control may only count it.
+            (v @ (Verdict::Report(_) | Verdict::Continue), None) => {
+                self.apply(v, Phase::Response, 0)
+            }
+            (_, None) => Action::Continue,
+            (v, Some(b)) => self.apply(v, Phase::Response, b.len()),
+        }
+    }
 }
 
 impl<C: Control> Context for Http<C> {}
@@ -150,11 +203,7 @@ impl<C: Control> Context for Http<C> {}
 impl<C: Control> HttpContext for Http<C> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
-            return self.deny(Rejection::new(
-                503,
-                "internal.unconfigured",
-                "the filter has no policy",
-            ));
+            return self.deny(unconfigured());
         };
         let mut req = match RequestView::from_headers(self.get_http_request_headers_bytes()) {
             Ok(r) => r,
@@ -163,14 +212,14 @@ impl<C: Control> HttpContext for Http<C> {
         req.has_body = !end_of_stream;
         let verdict = shared.control.on_request(&req, &self.env());
         self.req = Some(req);
-        self.apply(verdict, Phase::Request)
+        self.apply(verdict, Phase::Request, 0)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.replied {
             return Action::Pause;
         }
-        let Some(max) = self.body_limit else {
+        let Some(max) = self.req_body_limit else {
             return Action::Continue;
         };
         if body_size > max {
@@ -190,32 +239,27 @@ impl<C: Control> HttpContext for Http<C> {
             self.get_http_request_body(0, body_size)
         };
         match body {
-            Some(body) => self.check_body(&body),
+            Some(body) => self.request_body_verdict(&body),
             None => self.deny(internal("the buffered body could not be read")),
         }
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
         // Trailers end the stream while we still buffer: check what arrived.
-        if self.replied || self.body_limit.is_none() {
+        if self.replied || self.req_body_limit.is_none() {
             return Action::Continue;
         }
-        let size = self
+        let body = self
             .get_http_request_body(0, usize::MAX)
-            .map_or(0, |b| b.len());
-        match self.get_http_request_body(0, size) {
-            Some(body) => self.check_body(&body),
-            None => self.check_body(&[]),
-        }
+            .unwrap_or_default();
+        self.request_body_verdict(&body)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         let Some(shared) = self.shared.clone() else {
             return Action::Continue;
         };
-        let Some(req) = self.req.take() else {
-            return Action::Continue;
-        };
+        let req = self.req.take().unwrap_or_default();
         let status = self
             .get_http_response_header(":status")
             .and_then(|s| s.parse().ok())
@@ -226,13 +270,34 @@ impl<C: Control> HttpContext for Http<C> {
         };
         let verdict = shared.control.on_response(&req, &resp, &self.env());
         self.req = Some(req);
+        self.resp = Some(resp);
         if self.replied {
-            // Our own local reply: only header edits apply (no second denial).
+            // Our own local reply: only header edits apply (no second denial, no body rewrite).
             if let Verdict::Mutate(ops) = verdict {
                 self.apply_ops(&ops, Phase::Response);
             }
             return Action::Continue;
         }
-        self.apply(verdict, Phase::Response)
+        match verdict {
+            // No body follows: the control sees an empty one now.
+            Verdict::NeedBody { .. } if end_of_stream => self.response_body_verdict(Some(&[])),
+            v => self.apply(v, Phase::Response, 0),
+        }
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(max) = self.resp_body_limit else {
+            return Action::Continue;
+        };
+        if body_size > max {
+            return self.response_body_verdict(None);
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self
+            .get_http_response_body(0, body_size)
+            .unwrap_or_default();
+        self.response_body_verdict(Some(&body))
     }
 }
