@@ -24,6 +24,13 @@ pub enum Verdict {
     /// A denial the policy only reports (`mode: report`): logged and counted with
     /// `result="reported"`, and the request continues unchanged.
     Report(Rejection),
+    /// The general form of `Continue`, `Mutate` and `Report`: let it through after these header
+    /// edits, reporting these denials. What a chain of controls, or a control with several
+    /// findings, returns.
+    Pass {
+        ops: Vec<HeaderOp>,
+        reports: Vec<Rejection>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,5 +50,24 @@ impl Verdict {
 
     pub fn is_deny(&self) -> bool {
         matches!(self, Verdict::Deny(_))
+    }
+
+    /// `Continue`, `Mutate` and `Report` as a `Pass`; other verdicts unchanged.
+    pub fn into_pass(self) -> Verdict {
+        match self {
+            Verdict::Continue => Verdict::Pass {
+                ops: Vec::new(),
+                reports: Vec::new(),
+            },
+            Verdict::Mutate(ops) => Verdict::Pass {
+                ops,
+                reports: Vec::new(),
+            },
+            Verdict::Report(r) => Verdict::Pass {
+                ops: Vec::new(),
+                reports: vec![r],
+            },
+            v => v,
+        }
     }
 }

@@ -91,8 +91,17 @@ impl<C: Control> Http<C> {
             }
             Verdict::Deny(r) => self.deny(r),
             Verdict::Report(r) => {
-                self.log_denial(Outcome::Reported, &r);
-                shared.metrics.count(C::NAME, Outcome::Reported, r.code);
+                self.report(&shared, &r);
+                Action::Continue
+            }
+            Verdict::Pass { ops, reports } => {
+                self.apply_ops(&ops, phase);
+                for r in &reports {
+                    self.report(&shared, r);
+                }
+                if reports.is_empty() {
+                    count_allowed(&shared);
+                }
                 Action::Continue
             }
         }
@@ -123,6 +132,11 @@ impl<C: Control> Http<C> {
                 (HeaderOp::Remove(k), Phase::Response) => self.set_http_response_header(k, None),
             }
         }
+    }
+
+    fn report(&self, shared: &Shared<C>, r: &Rejection) {
+        self.log_denial(Outcome::Reported, r);
+        shared.metrics.count(C::NAME, Outcome::Reported, r.code);
     }
 
     fn log_denial(&self, outcome: Outcome, r: &Rejection) {
