@@ -1,6 +1,10 @@
 //! The echo upstream used by `make run` and the integration tests: it answers every request with
 //! a JSON description of what it received (method, path, headers, body) and records it, so tests
 //! can assert exactly what reached the upstream.
+//!
+//! To play a failing or leaky service, a request may ask for its own response:
+//! `x-echo-status: 500` answers with that status and the request body verbatim as the response
+//! body, typed by `x-echo-content-type`, with each `x-echo-header: name: value` added.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -76,12 +80,37 @@ fn handle(mut req: tiny_http::Request, seen: &Mutex<Vec<Seen>>) {
             .collect(),
         body: String::from_utf8_lossy(&body).into_owned(),
     };
-    let json = serde_json::to_string_pretty(&record).unwrap_or_default();
+    let scripted = record
+        .header("x-echo-status")
+        .and_then(|s| s.parse::<u16>().ok());
+    let (status, content_type, payload) = match scripted {
+        Some(status) => {
+            let ct = record
+                .header("x-echo-content-type")
+                .unwrap_or("text/plain")
+                .to_string();
+            (status, ct, body)
+        }
+        None => {
+            let json = serde_json::to_string_pretty(&record).unwrap_or_default();
+            (200, "application/json".to_string(), json.into_bytes())
+        }
+    };
+    let extra: Vec<tiny_http::Header> = record
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "x-echo-header")
+        .filter_map(|(_, v)| v.split_once(':'))
+        .filter_map(|(k, v)| tiny_http::Header::from_bytes(k.trim(), v.trim()).ok())
+        .collect();
     if let Ok(mut s) = seen.lock() {
         s.push(record);
     }
-    let mut resp = tiny_http::Response::from_string(json);
-    if let Ok(h) = tiny_http::Header::from_bytes("content-type", "application/json") {
+    let mut resp = tiny_http::Response::from_data(payload).with_status_code(status);
+    if let Ok(h) = tiny_http::Header::from_bytes("content-type", content_type) {
+        resp.add_header(h);
+    }
+    for h in extra {
         resp.add_header(h);
     }
     let _ = req.respond(resp);

@@ -15,6 +15,7 @@
     )
 )]
 
+pub mod alert;
 pub mod callout;
 pub mod config;
 pub mod control;

@@ -75,3 +75,24 @@ fn readme_walkthrough_content_type() {
     assert_eq!(e.counter("content_type", "allowed", "ok"), 2);
     assert_eq!(e.upstream_seen().len(), 2);
 }
+
+#[test]
+fn readme_walkthrough_error_shield() {
+    let e = start_demo();
+    // The echo upstream plays a failing service that leaks a stack trace and its server:
+    // curl -si localhost:10000/orders -H 'content-type: application/json' \
+    //      -H 'x-echo-status: 500' -H 'x-echo-header: server: Apache/2.2' \
+    //      -d '{"error": "java.lang.IllegalStateException at com.acme.Orders.place(Orders.java:42)"}'
+    let r = e.post(
+        "/orders",
+        &[
+            ("content-type", "application/json"),
+            ("x-echo-status", "500"),
+            ("x-echo-header", "server: Apache/2.2"),
+        ],
+        br#"{"error": "java.lang.IllegalStateException at com.acme.Orders.place(Orders.java:42)"}"#,
+    );
+    r.assert_problem(500, "error_shield.status");
+    assert_eq!(r.header("server"), None);
+    assert!(!r.text().contains("acme"));
+}

@@ -7,6 +7,7 @@ use proxy_wasm::types::Action;
 
 use super::root::Shared;
 use super::store::ProxyStore;
+use crate::alert;
 use crate::control::{Control, Env};
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
@@ -145,6 +146,14 @@ impl<C: Control> Http<C> {
             .and_then(|b| String::from_utf8(b).ok());
         let line = denial_log_line(C::NAME, outcome, r, self.req.as_ref(), client.as_deref());
         log::info!("{line}");
+        if outcome == Outcome::Denied {
+            alert::record_denial(
+                &ProxyStore,
+                self.get_current_time(),
+                r.code,
+                client.as_deref(),
+            );
+        }
     }
 
     fn deny(&mut self, r: Rejection) -> Action {
@@ -202,11 +211,16 @@ impl<C: Control> Http<C> {
                 );
                 Action::Continue
             }
-            // Too large to inspect: it passes unchanged; the control may only count it.
-            (v @ (Verdict::Report(_) | Verdict::Continue), None) => {
-                self.apply(v, Phase::Response, 0)
+            // Too large to inspect: it passes unchanged (never truncated) and is counted; the
+            // control may still edit headers and report.
+            (v, None) => {
+                let r = Rejection::new(200, "response.too_large_to_inspect", "");
+                self.report(&shared, &r);
+                match v.into_pass() {
+                    v @ Verdict::Pass { .. } => self.apply(v, Phase::Response, 0),
+                    _ => Action::Continue,
+                }
             }
-            (_, None) => Action::Continue,
             (v, Some(b)) => self.apply(v, Phase::Response, b.len()),
         }
     }

@@ -129,6 +129,7 @@ impl EnvoyBuilder {
                             "stat_prefix": "ingress",
                             "normalize_path": true,
                             "merge_slashes": true,
+                            "server_header_transformation": "PASS_THROUGH",
                             "route_config": {"virtual_hosts": [{
                                 "name": "all", "domains": ["*"],
                                 "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
@@ -189,7 +190,8 @@ fn wasm_filter(f: &Filter) -> Value {
                 "allow_on_headers_stop_iteration": true,
                 "configuration": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": f.policy},
                 "vm_config": {
-                    "vm_id": f.module,
+                    // One vm_id for every module: shared data (alert counts) adds up across them.
+                    "vm_id": "portcullis",
                     "runtime": "envoy.wasm.runtime.v8",
                     "code": {"local": {"filename": wasm_path(&f.module)}},
                     "environment_variables": {"key_values": env}
@@ -409,6 +411,18 @@ impl Envoy {
         http(self.admin, "GET", path, &[], b"").expect("admin request")
     }
 
+    /// Wait (at most `secs`) until Envoy's log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if read_log(&self.log_path).contains(needle) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
+    }
+
     /// Envoy's log so far (flushed every 100 ms).
     pub fn log(&self) -> String {
         std::thread::sleep(Duration::from_millis(250));
@@ -523,9 +537,34 @@ pub fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> std::io::Result<Response>
     s.set_read_timeout(Some(Duration::from_secs(10)))?;
     s.write_all(bytes)?;
     let mut buf = Vec::new();
-    // Envoy may close after answering early (local reply before the body): read what came.
-    let _ = s.read_to_end(&mut buf);
+    let mut chunk = [0u8; 16384];
+    // Stop as soon as the response is complete: after a local reply sent before the request
+    // body was read, Envoy only closes after its delayed-close timeout (1 s).
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        if response_complete(&buf) {
+            break;
+        }
+    }
     parse_response(&buf)
+}
+
+fn response_complete(buf: &[u8]) -> bool {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = &buf[end + 4..];
+    if head.contains("transfer-encoding: chunked") {
+        return body.ends_with(b"0\r\n\r\n");
+    }
+    match head.lines().find_map(|l| l.strip_prefix("content-length:")) {
+        Some(n) => n.trim().parse::<usize>().is_ok_and(|n| body.len() >= n),
+        None => head.starts_with("http/1.1 204") || head.starts_with("http/1.1 304"),
+    }
 }
 
 fn parse_response(buf: &[u8]) -> std::io::Result<Response> {
