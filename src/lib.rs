@@ -17,6 +17,7 @@
 
 pub mod alert;
 pub mod callout;
+pub mod chain;
 pub mod config;
 pub mod control;
 pub mod controls;

@@ -1,6 +1,10 @@
 //! What a control sees of a request or response: an owned, read-only snapshot.
 
+use std::cell::RefCell;
+
 use crate::path::{self, PathError};
+use crate::reject::Rejection;
+use crate::verdict::HeaderOp;
 
 /// Header fields as Envoy hands them over: lower-case names, raw value bytes, in order,
 /// including HTTP/2-style pseudo-headers (`:method`, `:path`, …).
@@ -20,6 +24,11 @@ pub struct RequestView {
     /// A body follows the headers. The host knows this for certain (the headers did not end the
     /// stream); natively it is derived from Content-Length / Transfer-Encoding.
     pub has_body: bool,
+    /// Notes a control leaves for its own later phases of the same request (the host keeps one
+    /// view per request): which members of a chain asked for the body, say.
+    pub notes: RefCell<Vec<(&'static str, u64)>>,
+    /// Header edits and reports a chain holds back until a body verdict of this request.
+    pub held: RefCell<Option<(Vec<HeaderOp>, Vec<Rejection>)>>,
 }
 
 impl RequestView {
@@ -47,6 +56,8 @@ impl RequestView {
             scheme,
             headers,
             has_body: false,
+            notes: RefCell::new(Vec::new()),
+            held: RefCell::new(None),
         };
         view.has_body = view.announces_body();
         Ok(view)
@@ -98,6 +109,45 @@ impl RequestView {
 
     pub fn request_id(&self) -> Option<&str> {
         self.header("x-request-id")
+    }
+
+    /// Leave a note for a later phase of this request.
+    pub fn note(&self, key: &'static str, value: u64) {
+        self.notes.borrow_mut().push((key, value));
+    }
+
+    /// The last note left under `key`.
+    pub fn noted(&self, key: &str) -> Option<u64> {
+        self.notes
+            .borrow()
+            .iter()
+            .rev()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| *v)
+    }
+
+    /// The request as the next control in a chain sees it, after these header edits.
+    pub fn with_ops(&self, ops: &[HeaderOp]) -> Self {
+        let mut v = self.clone();
+        for op in ops {
+            match op {
+                HeaderOp::Set(k, val) => {
+                    v.headers.retain(|(n, _)| n != k);
+                    v.headers.push((k.clone(), val.as_bytes().to_vec()));
+                }
+                HeaderOp::Add(k, val) => v.headers.push((k.clone(), val.as_bytes().to_vec())),
+                HeaderOp::Remove(k) => v.headers.retain(|(n, _)| n != k),
+            }
+        }
+        if let Ok(fresh) = RequestView::from_headers(v.headers.clone()) {
+            // Pseudo-headers may have changed (`:path` without an API-key query parameter).
+            let (has_body, notes, held) = (v.has_body, v.notes.clone(), v.held.clone());
+            v = fresh;
+            v.has_body = has_body;
+            v.notes = notes;
+            v.held = held;
+        }
+        v
     }
 }
 

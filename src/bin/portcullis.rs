@@ -3,12 +3,12 @@
 use std::process::ExitCode;
 
 use portcullis::control::{configure, ConfigError};
-use portcullis::controls::content_type::ContentType;
+use portcullis::controls::{self, guard::Guard};
 
 const USAGE: &str = "usage:
   portcullis check MODULE FILE       validate a policy file with the code the filter runs
   portcullis echo-upstream [ADDR]    serve the echo upstream (default 127.0.0.1:8081)
-modules: content-type";
+modules: the module names (content-type, error-shield, …, guard)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -33,13 +33,7 @@ fn check(module: &str, file: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result: Result<(), ConfigError> = match module {
-        "content-type" => configure::<ContentType>(&json).map(drop),
-        other => {
-            eprintln!("unknown module `{other}`\n{USAGE}");
-            return ExitCode::from(2);
-        }
-    };
+    let result = check_policy(module, &json);
     match result {
         Ok(()) => {
             println!("{file}: valid {module} policy");
@@ -49,6 +43,19 @@ fn check(module: &str, file: &str) -> ExitCode {
             eprintln!("{file}: invalid {module} policy: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Validate with exactly the code the filter runs. Module names use dashes (`content-type`).
+fn check_policy(module: &str, json: &[u8]) -> Result<(), ConfigError> {
+    if module == "guard" {
+        return configure::<Guard>(json).map(drop);
+    }
+    let value: serde_json::Value =
+        serde_json::from_slice(json).map_err(|e| ConfigError::new("", format!("not JSON: {e}")))?;
+    match controls::build_by_name(&module.replace('-', "_"), &value) {
+        Some(built) => built.map(drop),
+        None => Err(ConfigError::new("", format!("unknown module `{module}`"))),
     }
 }
 

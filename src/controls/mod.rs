@@ -2,3 +2,24 @@
 
 pub mod content_type;
 pub mod error_shield;
+pub mod guard;
+
+use serde_json::Value;
+
+use crate::chain::{build_dyn, DynControl};
+use crate::control::ConfigError;
+
+/// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
+pub const NAMES: &[&str] = &["content_type", "error_shield"];
+
+/// Build a control from its name and policy; `None` for an unknown name.
+pub fn build_by_name(
+    name: &str,
+    policy: &Value,
+) -> Option<Result<Box<dyn DynControl>, ConfigError>> {
+    Some(match name {
+        "content_type" => build_dyn::<content_type::ContentType>(policy),
+        "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
+        _ => return None,
+    })
+}
