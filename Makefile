@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build run test lint clean
+.PHONY: all setup build run test bench lint clean
 
 all: build
 
@@ -47,6 +47,13 @@ run: setup build
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build
 	cargo test --all-targets
+
+## bench: load Envoy with and without filters (interleaved rounds), write bench/results.{md,json,png}
+bench: setup build
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
+	cargo bench --bench envoy
+	$(VENV)/bin/python bench/plot.py
 
 lint:
 	cargo fmt --all -- --check

@@ -6,7 +6,7 @@ use crate::reject::Rejection;
 use crate::request::RequestView;
 
 /// What happened to a request, as a metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
     Allowed,
     Denied,

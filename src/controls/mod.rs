@@ -3,6 +3,7 @@
 pub mod content_type;
 pub mod error_shield;
 pub mod guard;
+pub mod noop;
 
 use serde_json::Value;
 

@@ -1,4 +1,5 @@
-//! Counters, defined on first use (proxy-wasm metric ids are per VM).
+//! Counters, defined on first use (proxy-wasm metric ids are per VM) and then looked up without
+//! building their name again: the allowed-request path is hot.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,30 +11,28 @@ use crate::telemetry::{counter_name, Outcome};
 
 #[derive(Default)]
 pub struct Metrics {
-    ids: RefCell<HashMap<String, u32>>,
+    ids: RefCell<HashMap<(Outcome, &'static str), u32>>,
 }
 
 impl Metrics {
-    pub fn count(&self, module: &str, outcome: Outcome, code: &str) {
-        let name = counter_name(module, outcome, code);
-        let id = {
-            let mut ids = self.ids.borrow_mut();
-            match ids.get(&name) {
-                Some(id) => Some(*id),
-                None => match hostcalls::define_metric(MetricType::Counter, &name) {
-                    Ok(id) => {
-                        ids.insert(name, id);
-                        Some(id)
-                    }
-                    Err(e) => {
-                        log::warn!("portcullis {module}: cannot define metric: {e:?}");
-                        None
-                    }
-                },
-            }
+    pub fn count(&self, module: &str, outcome: Outcome, code: &'static str) {
+        let known = self.ids.borrow().get(&(outcome, code)).copied();
+        let id = match known {
+            Some(id) => id,
+            None => match hostcalls::define_metric(
+                MetricType::Counter,
+                &counter_name(module, outcome, code),
+            ) {
+                Ok(id) => {
+                    self.ids.borrow_mut().insert((outcome, code), id);
+                    id
+                }
+                Err(e) => {
+                    log::warn!("portcullis {module}: cannot define metric: {e:?}");
+                    return;
+                }
+            },
         };
-        if let Some(id) = id {
-            let _ = hostcalls::increment_metric(id, 1);
-        }
+        let _ = hostcalls::increment_metric(id, 1);
     }
 }

@@ -72,6 +72,8 @@ pub struct EnvoyBuilder {
     /// Extra native HTTP filters (JSON typed configs) placed before the wasm filters.
     native_filters: Vec<Value>,
     upstream: Option<SocketAddr>,
+    /// Pin Envoy to this CPU core (benchmarks).
+    cpu: Option<usize>,
 }
 
 pub fn envoy() -> EnvoyBuilder {
@@ -101,6 +103,11 @@ impl EnvoyBuilder {
     /// Route to this upstream instead of a fresh echo server.
     pub fn upstream(mut self, addr: SocketAddr) -> Self {
         self.upstream = Some(addr);
+        self
+    }
+
+    pub fn cpu(mut self, core: usize) -> Self {
+        self.cpu = Some(core);
         self
     }
 
@@ -147,14 +154,14 @@ impl EnvoyBuilder {
         let echo = EchoServer::start("127.0.0.1:0").expect("start echo upstream");
         let upstream = self.upstream.unwrap_or(echo.addr);
         let bootstrap = self.bootstrap(upstream);
-        Envoy::launch(&bootstrap.to_string(), Some(echo))
+        Envoy::launch_on(&bootstrap.to_string(), Some(echo), self.cpu)
     }
 
     /// Start Envoy expecting it to refuse the configuration and exit; returns its log.
     pub fn start_expect_exit(self) -> String {
         let bootstrap = self.bootstrap(([127, 0, 0, 1], 9).into());
         let dir = tempdir();
-        let (mut child, log_path, _) = spawn_envoy(&dir, &bootstrap.to_string());
+        let (mut child, log_path, _) = spawn_envoy(&dir, &bootstrap.to_string(), None);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -250,7 +257,7 @@ fn tempdir() -> PathBuf {
     dir
 }
 
-fn spawn_envoy(dir: &Path, bootstrap: &str) -> (Child, PathBuf, PathBuf) {
+fn spawn_envoy(dir: &Path, bootstrap: &str, cpu: Option<usize>) -> (Child, PathBuf, PathBuf) {
     // Envoy picks the parser by extension.
     let ext = if bootstrap.trim_start().starts_with('{') {
         "json"
@@ -261,7 +268,15 @@ fn spawn_envoy(dir: &Path, bootstrap: &str) -> (Child, PathBuf, PathBuf) {
     let log = dir.join("envoy.log");
     let admin = dir.join("admin.txt");
     std::fs::write(&config, bootstrap).expect("write bootstrap");
-    let child = Command::new(envoy_binary())
+    let mut cmd = match cpu {
+        Some(core) => {
+            let mut c = Command::new("taskset");
+            c.arg("-c").arg(core.to_string()).arg(envoy_binary());
+            c
+        }
+        None => Command::new(envoy_binary()),
+    };
+    let child = cmd
         .current_dir(repo_root())
         .arg("-c")
         .arg(&config)
@@ -294,8 +309,12 @@ pub struct Envoy {
 impl Envoy {
     /// Start Envoy from a bootstrap (JSON or YAML) whose listener is named `main`.
     pub fn launch(bootstrap: &str, echo: Option<EchoServer>) -> Envoy {
+        Self::launch_on(bootstrap, echo, None)
+    }
+
+    fn launch_on(bootstrap: &str, echo: Option<EchoServer>, cpu: Option<usize>) -> Envoy {
         let dir = tempdir();
-        let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap);
+        let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap, cpu);
         let deadline = Instant::now() + Duration::from_secs(30);
         let admin = loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -405,6 +424,15 @@ impl Envoy {
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse().ok())
             .unwrap_or(0)
+    }
+
+    /// Envoy's resident memory in KiB (from /proc), for reports.
+    pub fn rss_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
     }
 
     pub fn admin_get(&self, path: &str) -> Response {

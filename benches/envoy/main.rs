@@ -1,0 +1,211 @@
+//! `make bench`: Envoy with no filter, Envoy's native filters and portcullis modules, under the
+//! same load, interleaved (A B C … A B C …) so machine drift cancels; medians and ratios to the
+//! no-filter limit go to bench/results.md and bench/results.json (plotted by bench/plot.py).
+//! Then native micro-benchmarks of each control's hot path, in ns/op.
+//!
+//! Envoy runs with --concurrency 1 pinned to core 0; wrk and the upstream share core 1.
+//! Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (16).
+
+mod micro;
+#[path = "../../tests/support/mod.rs"]
+#[allow(dead_code)]
+mod support;
+mod upstream;
+mod variants;
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+use support::envoy;
+
+fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+/// wrk's "50%  1.23ms" → 1.23.
+fn parse_latency(v: &str) -> f64 {
+    let v = v.trim();
+    let (num, scale) = if let Some(n) = v.strip_suffix("us") {
+        (n, 0.001)
+    } else if let Some(n) = v.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = v.strip_suffix('s') {
+        (n, 1000.0)
+    } else {
+        (v, 1.0)
+    };
+    num.parse::<f64>().unwrap_or(f64::NAN) * scale
+}
+
+fn run_wrk(url: &str, script: &std::path::Path, seconds: u64, connections: u64) -> Sample {
+    let out = Command::new("taskset")
+        .args([
+            "-c",
+            "1",
+            "wrk",
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .expect("run wrk (make bench installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut s = Sample::default();
+    for line in text.lines() {
+        let l = line.trim();
+        if let Some(v) = l.strip_prefix("Requests/sec:") {
+            s.rps = v.trim().parse().unwrap_or(0.0);
+        } else if let Some(v) = l.strip_prefix("50%") {
+            s.p50_ms = parse_latency(v);
+        } else if let Some(v) = l.strip_prefix("99%") {
+            s.p99_ms = parse_latency(v);
+        } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
+            s.non_2xx = v.trim().parse().unwrap_or(0);
+        }
+    }
+    assert!(
+        s.rps > 0.0,
+        "wrk printed no rate:\n{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument filters variants by name.
+    let filter: Option<String> = std::env::args().skip(1).find(|a| !a.starts_with("--"));
+    let rounds = env_or("BENCH_ROUNDS", 3);
+    let seconds = env_or("BENCH_SECONDS", 5);
+    let connections = env_or("BENCH_CONNECTIONS", 16);
+    let up = upstream::FastUpstream::start();
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+
+    let all = variants::all();
+    let chosen: Vec<&variants::Variant> = all
+        .iter()
+        .filter(|v| filter.as_deref().is_none_or(|f| v.name.contains(f)))
+        .collect();
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); chosen.len()];
+    let mut rss: Vec<Option<u64>> = vec![None; chosen.len()];
+    for round in 1..=rounds {
+        for (i, v) in chosen.iter().enumerate() {
+            let mut b = envoy().upstream(up.addr).cpu(0);
+            for f in &v.native {
+                b = b.native_filter(f.clone());
+            }
+            for (module, policy) in &v.wasm {
+                b = b.wasm(module, policy);
+            }
+            let e = b.start();
+            let script = dir.join(format!("{i}.lua"));
+            std::fs::write(&script, &v.wrk_script).unwrap();
+            // Check the verdict once before loading: a bench of 4xx responses measures nothing.
+            let probe = v.probe(&e);
+            assert!(
+                probe.status == 200,
+                "{}: probe got {}: {}",
+                v.name,
+                probe.status,
+                probe.text()
+            );
+            let url = format!("http://{}{}", e.listener, v.path);
+            // Warm up (VM JIT, token caches), then measure.
+            run_wrk(&url, &script, 1, connections);
+            let s = run_wrk(&url, &script, seconds, connections);
+            assert_eq!(
+                s.non_2xx, 0,
+                "{}: {} non-2xx responses under load",
+                v.name, s.non_2xx
+            );
+            eprintln!(
+                "round {round} {:<32} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
+                v.name, s.rps, s.p50_ms, s.p99_ms
+            );
+            samples[i].push(s);
+            if round == rounds {
+                rss[i] = e.rss_kib();
+            }
+            drop(e);
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    let base = samples
+        .first()
+        .map(|s| median(s.iter().map(|x| x.rps).collect()))
+        .unwrap_or(f64::NAN);
+    let mut rows = Vec::new();
+    let mut md = String::from(
+        "| variant | req/s (median) | × no filter | p50 ms | p99 ms | Envoy RSS MiB |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (i, v) in chosen.iter().enumerate() {
+        let rps = median(samples[i].iter().map(|x| x.rps).collect());
+        let p50 = median(samples[i].iter().map(|x| x.p50_ms).collect());
+        let p99 = median(samples[i].iter().map(|x| x.p99_ms).collect());
+        let mib = rss[i].map_or(f64::NAN, |k| k as f64 / 1024.0);
+        md.push_str(&format!(
+            "| {} | {rps:.0} | {:.2} | {p50:.3} | {p99:.3} | {mib:.0} |\n",
+            v.name,
+            rps / base
+        ));
+        rows.push(json!({"variant": v.name, "rps": rps, "ratio": rps / base, "p50_ms": p50, "p99_ms": p99,
+                         "rss_mib": mib, "rounds": samples[i].iter().map(|x| x.rps).collect::<Vec<_>>()}));
+    }
+    let mut sizes = String::from("\n| module | .wasm bytes |\n|---|---:|\n");
+    let mut entries: Vec<_> = std::fs::read_dir(support::repo_root().join("dist"))
+        .unwrap()
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        sizes.push_str(&format!(
+            "| {} | {} |\n",
+            e.file_name().to_string_lossy(),
+            e.metadata().map(|m| m.len()).unwrap_or(0)
+        ));
+    }
+    let micro = micro::run();
+    let mut micro_md = String::from("\n| native hot path | ns/op |\n|---|---:|\n");
+    for (name, ns) in &micro {
+        micro_md.push_str(&format!("| {name} | {ns:.0} |\n"));
+    }
+    let header = format!(
+        "Envoy 1.40 (--concurrency 1, pinned to core 0), wrk -t1 -c{connections} -d{seconds}s on core 1, {rounds} interleaved rounds, medians.\n\n"
+    );
+    let out = support::repo_root().join("bench");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("results.md"),
+        format!("{header}{md}{sizes}{micro_md}"),
+    )
+    .unwrap();
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(&json!({"variants": rows, "micro_ns_per_op": micro})).unwrap(),
+    )
+    .unwrap();
+    println!("{header}{md}{sizes}{micro_md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
