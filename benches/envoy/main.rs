@@ -8,7 +8,6 @@
 
 mod micro;
 #[path = "../../tests/support/mod.rs"]
-#[allow(dead_code)]
 mod support;
 mod upstream;
 mod variants;
