@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build run test bench lint clean
+.PHONY: all setup build build-fault run test bench lint clean
 
 all: build
 
@@ -37,6 +37,12 @@ build: .wasm-target
 	  printf '%-28s %8d bytes\n' dist/$$f.wasm $$(stat -c %s dist/$$f.wasm); \
 	done
 
+## build-fault: test-only modules that trap or fail on a marker header (dist/fault/)
+build-fault: .wasm-target
+	cargo build --release --target $(WASM_TARGET) --target-dir target/fault -p content-type --features portcullis/fault-injection
+	@mkdir -p dist/fault
+	@cp target/fault/$(WASM_TARGET)/release/content_type.wasm dist/fault/content-type.wasm
+
 ## run: Envoy on 127.0.0.1:10000 (admin :9901) in front of the echo upstream on :8081
 run: setup build
 	cargo build --release --bin portcullis
@@ -45,7 +51,7 @@ run: setup build
 	  $(ENVOY) -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart -l info
 
 ## test: unit tests, then the real-Envoy integration tests
-test: setup build
+test: setup build build-fault
 	cargo test --all-targets
 
 ## bench: load Envoy with and without filters (interleaved rounds), write bench/results.{md,json,png}

@@ -38,6 +38,13 @@ fn internal(detail: &str) -> Rejection {
     Rejection::new(500, "internal", "the request could not be checked")
 }
 
+/// A panic traps the VM (panic = abort): what any bug reachable from a request would do.
+#[cfg(feature = "fault-injection")]
+#[allow(clippy::panic)]
+fn fault_trap() -> ! {
+    panic!("portcullis: fault injection: trap")
+}
+
 fn unconfigured() -> Rejection {
     Rejection::new(503, "internal.unconfigured", "the filter has no policy")
 }
@@ -238,6 +245,12 @@ impl<C: Control> HttpContext for Http<C> {
             Err(e) => return self.deny(Rejection::new(400, "request.bad_path", e.to_string())),
         };
         req.has_body = !end_of_stream;
+        #[cfg(feature = "fault-injection")]
+        match req.header("x-portcullis-fault") {
+            Some("trap") => fault_trap(),
+            Some("internal") => return self.deny(internal("fault injection")),
+            _ => {}
+        }
         let verdict = shared.control.on_request(&req, &self.env());
         self.req = Some(req);
         self.apply(verdict, Phase::Request, 0)

@@ -46,6 +46,8 @@ pub struct Filter {
     pub module: String,
     pub policy: String,
     pub env: Vec<(String, String)>,
+    /// Another build of the module (default: dist/<module>.wasm).
+    pub wasm: Option<PathBuf>,
 }
 
 impl Filter {
@@ -54,7 +56,16 @@ impl Filter {
             module: module.into(),
             policy: policy.to_string(),
             env: Vec::new(),
+            wasm: None,
         }
+    }
+
+    /// Load this `.wasm` (relative to the repository) instead of dist/<module>.wasm.
+    pub fn wasm_file(mut self, path: &str) -> Self {
+        let p = repo_root().join(path);
+        assert!(p.exists(), "{} is missing: run `make test`", p.display());
+        self.wasm = Some(p);
+        self
     }
 
     /// An environment variable passed to the VM (`vm_config.environment_variables`).
@@ -200,7 +211,7 @@ fn wasm_filter(f: &Filter) -> Value {
                     // One vm_id for every module: shared data (alert counts) adds up across them.
                     "vm_id": "portcullis",
                     "runtime": "envoy.wasm.runtime.v8",
-                    "code": {"local": {"filename": wasm_path(&f.module)}},
+                    "code": {"local": {"filename": f.wasm.clone().unwrap_or_else(|| wasm_path(&f.module))}},
                     "environment_variables": {"key_values": env}
                 }
             }
