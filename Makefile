@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build build-fault run test bench lint clean
+.PHONY: all setup build build-fault run test bench fuzz lint clean
 
 all: build
 
@@ -60,6 +60,16 @@ bench: setup build
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
+
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each, nightly toolchain
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
+fuzz:
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@for t in $(FUZZ_TARGETS); do \
+	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; \
+	done
 
 lint:
 	cargo fmt --all -- --check
