@@ -109,6 +109,9 @@ fn normalised(p: &str, field: &str) -> Result<String, ConfigError> {
     Ok(n)
 }
 
+/// The note under which [`RouteTable::select`] records the matched rule (`u64::MAX`: default).
+pub const ROUTE_NOTE: &str = "route";
+
 /// A policy rule that carries its own `match` (absent on the default rule).
 pub trait Routed {
     fn matcher(&self) -> Option<&MatchSpec>;
@@ -153,11 +156,15 @@ impl<R> RouteTable<R> {
     }
 
     /// The rule for a request, and its index (`None` for the default), for logs.
+    /// The selection is noted in the request (`route`), so denial logs name the rule.
     pub fn select(&self, req: &RequestView) -> (&R, Option<usize>) {
-        self.routes
+        let found = self
+            .routes
             .iter()
             .enumerate()
-            .find(|(_, (m, _))| m.matches(req))
+            .find(|(_, (m, _))| m.matches(req));
+        req.note(ROUTE_NOTE, found.map_or(u64::MAX, |(i, _)| i as u64));
+        found
             .map(|(i, (_, r))| (r, Some(i)))
             .unwrap_or((&self.default, None))
     }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use crate::config::ROUTE_NOTE;
 use crate::reject::Rejection;
 use crate::request::RequestView;
 
@@ -46,6 +47,9 @@ pub struct DenialLog<'a> {
     pub status: u16,
     pub method: &'a str,
     pub path: &'a str,
+    /// The policy rule that applied: `routes[2]` or `default`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -70,6 +74,10 @@ pub fn denial_log_line(
         status: r.status,
         method: req.map_or("", |q| q.method.as_str()),
         path: req.map_or("", |q| q.path.as_str()),
+        route: req.and_then(|q| q.noted(ROUTE_NOTE)).map(|i| match i {
+            u64::MAX => "default".to_string(),
+            i => format!("routes[{i}]"),
+        }),
         request_id: req.and_then(RequestView::request_id),
         client,
     };

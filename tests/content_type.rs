@@ -58,7 +58,7 @@ fn disallowed_type_is_415_problem_json_and_the_upstream_sees_nothing() {
     );
     let log = e.log();
     assert!(
-        log.contains(r#""event":"deny","module":"content_type","code":"content_type.unsupported""#),
+        log.contains(r#""event":"deny","module":"content_type","code":"content_type.unsupported","status":415,"method":"POST","path":"/orders","route":"default""#),
         "{log}"
     );
 }
