@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build build-fault run test bench fuzz lint clean
+.PHONY: all setup build build-fault run test bench soak fuzz lint clean
 
 all: build
 
@@ -60,6 +60,10 @@ bench: setup build
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
+
+## soak: one million mixed requests through guard, every verdict checked (bench/soak.txt)
+soak: setup build
+	cargo bench --bench soak
 
 ## fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each, nightly toolchain
 FUZZ_SECONDS ?= 60
