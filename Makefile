@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build build-fault run test bench soak fuzz lint clean
+.PHONY: all setup build build-fault run test bench soak fuzz oci lint clean
 
 all: build
 
@@ -60,6 +60,15 @@ bench: setup build
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
+
+## oci: every module as an Istio/Envoy wasm OCI image (dist/oci/<module> layout + .tar)
+OCI_TAG ?= 0.1.0
+oci: build
+	cargo build --release --bin portcullis
+	@mkdir -p dist/oci
+	@for f in $(filter-out noop,$(FILTERS)); do \
+	  target/release/portcullis oci dist/$$f.wasm dist/oci/portcullis-$$f $(OCI_TAG) || exit 1; \
+	done
 
 ## soak: one million mixed requests through guard, every verdict checked (bench/soak.txt)
 soak: setup build

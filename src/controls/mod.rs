@@ -24,3 +24,15 @@ pub fn build_by_name(
         _ => return None,
     })
 }
+
+/// Build a whole module's control from its module name (`content-type`, `guard`) and policy.
+pub fn build_module(
+    module: &str,
+    policy: &Value,
+) -> Option<Result<Box<dyn DynControl>, ConfigError>> {
+    match module.replace('-', "_").as_str() {
+        "guard" => Some(build_dyn::<guard::Guard>(policy)),
+        "noop" => Some(build_dyn::<noop::Noop>(policy)),
+        name => build_by_name(name, policy),
+    }
+}

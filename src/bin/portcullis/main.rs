@@ -1,0 +1,81 @@
+//! The portcullis command line: check and explain policies, package modules, run the demo
+//! upstream.
+
+mod check;
+mod explain;
+mod oci;
+mod policies;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "usage:
+  portcullis check [MODULE] FILE        validate policies with the code the filters run: a policy
+                                        JSON (MODULE needed unless it is a guard policy), an Envoy
+                                        bootstrap/listener YAML, or Istio WasmPlugin manifests
+  portcullis explain FILE --method M --path P [--header 'name: value']...
+                                        which rule of which module applies to a request, and what
+                                        each module would do with it
+  portcullis oci MODULE.wasm OUTDIR [TAG]
+                                        an Istio/Envoy wasm OCI image (layout dir + OUTDIR.tar)
+  portcullis echo-upstream [ADDR]       serve the echo upstream (default 127.0.0.1:8081)
+modules: content-type, error-shield, guard";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["check", file] => check::run(None, file),
+        ["check", module, file] => check::run(Some(module), file),
+        ["explain", file, rest @ ..] => match explain_args(rest) {
+            Some((method, path, headers)) => explain::run(file, &method, &path, &headers),
+            None => usage(),
+        },
+        ["oci", wasm, out] => oci::run(wasm, out, "latest"),
+        ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
+        ["echo-upstream"] => echo("127.0.0.1:8081"),
+        ["echo-upstream", addr] => echo(addr),
+        _ => usage(),
+    }
+}
+
+fn usage() -> ExitCode {
+    eprintln!("{USAGE}");
+    ExitCode::from(2)
+}
+
+/// (method, path, headers)
+type ExplainArgs = (String, String, Vec<(String, String)>);
+
+/// `--method M --path P --header 'k: v'…`
+fn explain_args(rest: &[&str]) -> Option<ExplainArgs> {
+    let (mut method, mut path, mut headers) = (None, None, Vec::new());
+    let mut it = rest.iter();
+    while let Some(flag) = it.next() {
+        let value = it.next()?;
+        match *flag {
+            "--method" => method = Some(value.to_ascii_uppercase()),
+            "--path" => path = Some(value.to_string()),
+            "--header" => {
+                let (k, v) = value.split_once(':')?;
+                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+            }
+            _ => return None,
+        }
+    }
+    Some((method.unwrap_or_else(|| "GET".into()), path?, headers))
+}
+
+fn echo(addr: &str) -> ExitCode {
+    match portcullis::echo::EchoServer::start(addr) {
+        Ok(server) => {
+            println!("echo upstream listening on http://{}", server.addr);
+            loop {
+                std::thread::park();
+            }
+        }
+        Err(e) => {
+            eprintln!("echo upstream: cannot listen on {addr}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
