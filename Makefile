@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build build-fault run test bench soak fuzz oci lint clean
+.PHONY: all setup build build-fault run test bench soak fuzz oci schemas lint clean
 
 all: build
 
@@ -60,6 +60,12 @@ bench: setup build
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
+
+## schemas: regenerate schemas/<module>.json from the policy types
+SCHEMA_MODULES = content-type error-shield guard
+schemas:
+	cargo build --bin portcullis
+	@for m in $(SCHEMA_MODULES); do target/debug/portcullis schema $$m > schemas/$$m.json; done
 
 ## oci: every module as an Istio/Envoy wasm OCI image (dist/oci/<module> layout + .tar)
 OCI_TAG ?= 0.1.0

@@ -27,6 +27,7 @@ const MAX_CLIENTS_PER_BUCKET: usize = 64;
 const CAS_RETRIES: usize = 4;
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AlertSpec {
     /// The Envoy cluster of the webhook receiver.

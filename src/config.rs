@@ -9,6 +9,7 @@ use crate::request::RequestView;
 /// How a rule selects requests, as written in a policy:
 /// `{"prefix": "/api", "methods": ["POST", "PUT"]}`. Exactly one of `exact`, `prefix`, `regex`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct MatchSpec {
     #[serde(default)]

@@ -33,6 +33,36 @@ fn member(name: &str, policy: &Value) -> Result<Box<dyn crate::chain::DynControl
     }
 }
 
+/// The guard policy's schema: `chain` plus each member's own policy schema.
+#[cfg(feature = "schema")]
+pub fn schema() -> Value {
+    let mut props = Map::new();
+    props.insert(
+        "chain".into(),
+        serde_json::json!({
+            "description": "The controls to run, in order; the first denial wins.",
+            "type": "array", "minItems": 1, "uniqueItems": true,
+            "items": {"enum": super::NAMES}
+        }),
+    );
+    for name in super::NAMES {
+        if let Some(mut s) = super::control_schema(name) {
+            if let Some(o) = s.as_object_mut() {
+                o.remove("$schema");
+            }
+            props.insert((*name).to_string(), s);
+        }
+    }
+    serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "guard policy",
+        "type": "object",
+        "required": ["chain"],
+        "additionalProperties": false,
+        "properties": props
+    })
+}
+
 impl Control for Guard {
     type Policy = Map<String, Value>;
     const NAME: &'static str = "guard";

@@ -25,6 +25,30 @@ pub fn build_by_name(
     })
 }
 
+/// The JSON Schema of a control's policy, by its policy name.
+#[cfg(feature = "schema")]
+pub fn control_schema(name: &str) -> Option<Value> {
+    // Inline subschemas: a member's schema must stand alone inside the guard's.
+    let generator = schemars::generate::SchemaSettings::draft2020_12()
+        .with(|s| s.inline_subschemas = true)
+        .into_generator();
+    let schema = match name {
+        "content_type" => generator.into_root_schema_for::<content_type::Policy>(),
+        "error_shield" => generator.into_root_schema_for::<error_shield::Policy>(),
+        _ => return None,
+    };
+    serde_json::to_value(schema).ok()
+}
+
+/// The JSON Schema of a module's policy (`content-type`, `guard`).
+#[cfg(feature = "schema")]
+pub fn module_schema(module: &str) -> Option<Value> {
+    match module.replace('-', "_").as_str() {
+        "guard" => Some(guard::schema()),
+        name => control_schema(name),
+    }
+}
+
 /// Build a whole module's control from its module name (`content-type`, `guard`) and policy.
 pub fn build_module(
     module: &str,

@@ -8,6 +8,7 @@ use crate::request::RequestView;
 use crate::verdict::Verdict;
 
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {}
 

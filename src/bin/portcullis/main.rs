@@ -15,6 +15,7 @@ const USAGE: &str = "usage:
   portcullis explain FILE --method M --path P [--header 'name: value']...
                                         which rule of which module applies to a request, and what
                                         each module would do with it
+  portcullis schema MODULE              the JSON Schema of a module's policy
   portcullis oci MODULE.wasm OUTDIR [TAG]
                                         an Istio/Envoy wasm OCI image (layout dir + OUTDIR.tar)
   portcullis echo-upstream [ADDR]       serve the echo upstream (default 127.0.0.1:8081)
@@ -30,6 +31,7 @@ fn main() -> ExitCode {
             Some((method, path, headers)) => explain::run(file, &method, &path, &headers),
             None => usage(),
         },
+        ["schema", module] => schema(module),
         ["oci", wasm, out] => oci::run(wasm, out, "latest"),
         ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
         ["echo-upstream"] => echo("127.0.0.1:8081"),
@@ -63,6 +65,19 @@ fn explain_args(rest: &[&str]) -> Option<ExplainArgs> {
         }
     }
     Some((method.unwrap_or_else(|| "GET".into()), path?, headers))
+}
+
+fn schema(module: &str) -> ExitCode {
+    match portcullis::controls::module_schema(module) {
+        Some(s) => {
+            println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
+            ExitCode::SUCCESS
+        }
+        None => {
+            eprintln!("unknown module `{module}`");
+            ExitCode::from(2)
+        }
+    }
 }
 
 fn echo(addr: &str) -> ExitCode {

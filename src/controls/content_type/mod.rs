@@ -22,6 +22,7 @@ use crate::verdict::Verdict;
 pub const MAX_BODY_LIMIT: usize = 64 * 1024 * 1024;
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     /// Methods whose requests are checked; others pass untouched.
@@ -36,6 +37,7 @@ pub struct Policy {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     #[serde(rename = "match", default)]

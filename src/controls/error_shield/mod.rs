@@ -26,6 +26,7 @@ use crate::request::{RequestView, ResponseView};
 use crate::verdict::{HeaderOp, Verdict};
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
     #[serde(default)]
@@ -38,6 +39,7 @@ pub struct Policy {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LeakAction {
     Scrub,
@@ -46,6 +48,7 @@ pub enum LeakAction {
 }
 
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     #[serde(rename = "match", default)]
