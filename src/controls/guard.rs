@@ -68,6 +68,16 @@ impl Control for Guard {
     const NAME: &'static str = "guard";
 
     fn build(mut policy: Map<String, Value>) -> Result<Self, ConfigError> {
+        if let Some(k) = policy
+            .keys()
+            .find(|k| *k != "chain" && !super::NAMES.contains(&k.as_str()))
+        {
+            let known = super::NAMES.join(", ");
+            return Err(ConfigError::new(
+                k.clone(),
+                format!("unknown field: neither `chain` nor a control ({known})"),
+            ));
+        }
         let names: Vec<String> = match policy.remove("chain") {
             Some(Value::Array(items)) => items
                 .into_iter()
@@ -105,6 +115,13 @@ impl Control for Guard {
                 return Err(ConfigError::new(
                     format!("chain[{i}]"),
                     "a guard cannot contain a guard",
+                ));
+            }
+            if !super::NAMES.contains(&name.as_str()) {
+                let known = super::NAMES.join(", ");
+                return Err(ConfigError::new(
+                    format!("chain[{i}]"),
+                    format!("unknown control `{name}` (known: {known})"),
                 ));
             }
             let Some(p) = policy.remove(name) else {
@@ -176,7 +193,8 @@ mod tests {
             r#"{"chain": ["content_type"], "content_type": {"routes": [{"match": {"prefix": "/a"}, "allow": ["json"]}]}}"#,
         );
         assert_eq!(e.path, "content_type.routes[0].allow[0]");
-        assert_eq!(err(r#"{"chain": ["nope"], "nope": {}}"#).path, "chain");
+        assert_eq!(err(r#"{"chain": ["nope"], "nope": {}}"#).path, "nope");
+        assert_eq!(err(r#"{"chain": ["nope"]}"#).path, "chain[0]");
         assert_eq!(err(r#"{"chain": ["content_type"]}"#).path, "content_type");
         assert_eq!(
             err(r#"{"chain": ["content_type"], "content_type": {}, "error_shield": {}}"#).path,
