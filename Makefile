@@ -52,7 +52,9 @@ run: setup build
 
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build build-fault
-	cargo test --all-targets
+	cargo test --lib --bins --tests
+	# The benchmarks are programs (harness = false): compile them, never run them here.
+	cargo build --benches
 
 ## bench: load Envoy with and without filters (interleaved rounds), write bench/results.{md,json,png}
 bench: setup build
