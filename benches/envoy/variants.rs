@@ -39,6 +39,18 @@ impl Variant {
         self
     }
 
+    /// One more request header (the script is rebuilt).
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self.wrk_script = self.script();
+        self
+    }
+
+    fn native(mut self, filter: Value) -> Self {
+        self.native.push(filter);
+        self
+    }
+
     fn script(&self) -> String {
         let mut s = String::from("wrk.method = \"POST\"\n");
         s.push_str(&format!("wrk.body = {:?}\n", self.body));
@@ -95,5 +107,54 @@ pub fn all() -> Vec<Variant> {
             .wasm("content-type", CONTENT_TYPE)
             .wasm("error-shield", ERROR_SHIELD),
         Variant::new("guard: same 2 controls (1 VM)").wasm("guard", &guard),
+    ]
+    .into_iter()
+    .chain(jwt_variants())
+    .collect()
+}
+
+#[path = "../../tests/support/jwt.rs"]
+mod jwt;
+
+/// jwt-auth against Envoy's native jwt_authn: the same ES256 key and token (wrk sends one
+/// token for the whole run, so "cache off" (`cache_entries: 0`) verifies on every request).
+fn jwt_variants() -> Vec<Variant> {
+    let iss = "https://idp.example";
+    let key = jwt::es256("bench");
+    let keys = jwt::jwks(&[jwt::jwk_es256(&key, "bench")]);
+    let token = jwt::sign_es256(
+        &key,
+        &serde_json::json!({"iss": iss, "sub": "bench", "aud": "orders",
+                            "iat": jwt::now(), "exp": jwt::now() + 86_400}),
+    );
+    let auth = format!("Bearer {token}");
+    let native = serde_json::json!({
+        "name": "envoy.filters.http.jwt_authn",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+            "providers": {"idp": {"issuer": iss, "audiences": ["orders"], "forward": true,
+                                  "local_jwks": {"inline_string": keys.to_string()}}},
+            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}]
+        }
+    });
+    let policy = |cache: usize| {
+        serde_json::json!({
+            "providers": [{"name": "idp", "issuer": iss, "audiences": ["orders"],
+                           "algorithms": ["ES256"], "jwks": keys}],
+            "default": {},
+            "cache_entries": cache
+        })
+        .to_string()
+    };
+    vec![
+        Variant::new("jwt_authn native ES256")
+            .native(native)
+            .header("authorization", &auth),
+        Variant::new("jwt-auth.wasm ES256 cache on")
+            .wasm("jwt-auth", &policy(1024))
+            .header("authorization", &auth),
+        Variant::new("jwt-auth.wasm ES256 cache off")
+            .wasm("jwt-auth", &policy(0))
+            .header("authorization", &auth),
     ]
 }
