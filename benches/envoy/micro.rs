@@ -66,8 +66,7 @@ pub fn run() -> Vec<(String, f64)> {
     out
 }
 
-#[path = "../../tests/support/jwt.rs"]
-mod jwt;
+use crate::variants::jwt;
 
 /// jwt-auth: one full verification per algorithm (cache off), and a cache hit.
 fn jwt_auth_micro(env: &Env) -> Vec<(String, f64)> {

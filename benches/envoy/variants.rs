@@ -114,7 +114,7 @@ pub fn all() -> Vec<Variant> {
 }
 
 #[path = "../../tests/support/jwt.rs"]
-mod jwt;
+pub mod jwt;
 
 /// jwt-auth against Envoy's native jwt_authn: the same ES256 key and token (wrk sends one
 /// token for the whole run, so "cache off" (`cache_entries: 0`) verifies on every request).

@@ -928,3 +928,27 @@ fn strict_json_refuses_duplicate_members_at_any_depth() {
     assert!(parse_strict(br#"[{"a":1},{"a":1}]"#).is_some());
     assert!(parse_strict(br#"{"a":1} x"#).is_none());
 }
+
+#[test]
+fn jwt_auth_is_a_guard_chain_member() {
+    let p = json!({"chain": ["jwt_auth"], "jwt_auth": {"providers": [{"name": "hs",
+        "issuer": "hs", "algorithms": ["HS256"], "jwks": jwks(&[jwk_oct(SECRET, "h1")])}],
+        "default": {}}});
+    let g = crate::controls::build_module("guard", &p).unwrap().unwrap();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+        store: &store,
+    };
+    let req = RequestView::new("GET", "/x", &[]).unwrap();
+    assert_eq!(code(&g.on_request(&req, &env)), "jwt.missing");
+    let t = hs256(SECRET, None, &json!({"iss": "hs", "exp": NOW + 60}));
+    let auth = format!("Bearer {t}");
+    let req = RequestView::new("GET", "/x", &[("authorization", &auth)]).unwrap();
+    assert!(!g.on_request(&req, &env).is_deny());
+    let bad = json!({"chain": ["jwt_auth"], "jwt_auth": {"providers": []}});
+    let Some(Err(e)) = crate::controls::build_module("guard", &bad) else {
+        panic!("an invalid member policy must fail the guard");
+    };
+    assert!(e.path.contains("providers"), "{e}");
+}
