@@ -915,19 +915,24 @@ impl Control for JwtAuth {
                 "no rule allows this request",
             ));
         }
-        // The first token found at a place of an accepted provider.
-        let mut token = None;
+        // The first token found at a place of an accepted provider, and the providers that
+        // read it from where it was (a token is only matched to a provider that looks there).
+        let mut token: Option<String> = None;
+        let mut readers: Vec<usize> = Vec::new();
         for &i in &rule.providers {
             let Some(p) = self.providers.get(i) else {
                 continue;
             };
             for src in &p.from {
                 match extract(req, src) {
-                    Ok(Some(t)) => {
-                        if token.is_none() {
+                    Ok(Some(t)) => match &token {
+                        None => {
                             token = Some(t);
+                            readers.push(i);
                         }
-                    }
+                        Some(first) if *first == t && !readers.contains(&i) => readers.push(i),
+                        Some(_) => {}
+                    },
                     Ok(None) => {}
                     Err(f) => return Verdict::Deny(self.reject(f)),
                 }
@@ -947,7 +952,7 @@ impl Control for JwtAuth {
                     .with_header("www-authenticate", self.challenge(None, None)),
             );
         };
-        let verified = match self.verify(&raw, &rule.providers, unix(env)) {
+        let verified = match self.verify(&raw, &readers, unix(env)) {
             Ok(v) => v,
             Err(f) => return Verdict::Deny(self.reject(f)),
         };

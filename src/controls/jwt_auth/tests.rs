@@ -579,6 +579,20 @@ fn token_from_a_cookie_or_query_only_when_configured() {
         code(&at(&c, NOW, "GET", "/x", &[("authorization", &auth)])),
         "jwt.missing"
     );
+    // A token is matched only to a provider that reads it from where it was.
+    let p = json!({"providers": [
+        {"name": "hdr", "issuer": "hdr", "algorithms": ["HS256"], "jwks": jwks(&[jwk_oct(SECRET, "h1")])},
+        {"name": "ck", "issuer": "ck", "algorithms": ["HS256"], "jwks": jwks(&[jwk_oct(SECRET, "h1")]),
+         "from": [{"cookie": "session"}]}], "default": {}});
+    let c = build(&p);
+    let ck = hs256(SECRET, None, &json!({"iss": "ck", "exp": NOW + 60}));
+    let cookie = format!("session={ck}");
+    assert!(!at(&c, NOW, "GET", "/x", &[("cookie", &cookie)]).is_deny());
+    let auth = format!("Bearer {ck}");
+    assert_eq!(
+        code(&at(&c, NOW, "GET", "/x", &[("authorization", &auth)])),
+        "jwt.issuer"
+    );
     // The default policy does not read cookies or the query.
     let f = fixture();
     let t = sign_es256(&f.es, &claims(ES));
