@@ -29,6 +29,8 @@ pub mod request;
 pub mod store;
 pub mod telemetry;
 pub mod verdict;
+// HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530): request-signing, the CLI.
+pub mod signing;
 
 #[cfg(feature = "host")]
 pub mod host;
