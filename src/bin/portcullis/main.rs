@@ -5,6 +5,7 @@ mod check;
 mod explain;
 mod oci;
 mod policies;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -19,7 +20,13 @@ const USAGE: &str = "usage:
   portcullis oci MODULE.wasm OUTDIR [TAG]
                                         an Istio/Envoy wasm OCI image (layout dir + OUTDIR.tar)
   portcullis echo-upstream [ADDR]       serve the echo upstream (default 127.0.0.1:8081)
-modules: content-type, error-shield, guard";
+  portcullis sign --key-id ID --secret-env VAR --method M --url URL [--body FILE]
+                  [--header 'name: value']... [--components 'c1 c2 ...'] [--label L]
+                  [--expires-in SECS] [--no-nonce]
+                                        the Content-Digest, Signature-Input and Signature header
+                                        fields that sign the request (RFC 9421, hmac-sha256;
+                                        the base64 secret is read from environment variable VAR)
+modules: content-type, error-shield, guard, request-signing";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -36,6 +43,7 @@ fn main() -> ExitCode {
         ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
         ["echo-upstream"] => echo("127.0.0.1:8081"),
         ["echo-upstream", addr] => echo(addr),
+        ["sign", rest @ ..] => sign::run(rest),
         _ => usage(),
     }
 }
