@@ -573,7 +573,6 @@ pub fn sign(
         .push_str(&sfv::serialize_dictionary(&dict_input).map_err(|e| malformed(e.to_string()))?);
     signature
         .push_str(&sfv::serialize_dictionary(&dict_sig).map_err(|e| malformed(e.to_string()))?);
-    debug_assert!(signature_input.ends_with(&sig_params));
     Ok(Signed {
         content_digest,
         signature_input,

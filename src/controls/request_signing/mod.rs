@@ -204,6 +204,12 @@ fn reject(e: &SigError) -> Rejection {
     Rejection::new(401, e.code(), e.to_string()).with_header("www-authenticate", "Signature")
 }
 
+impl Rule {
+    fn covers_digest(&self) -> bool {
+        self.component_specs.iter().any(|c| c == "content-digest")
+    }
+}
+
 impl RequestSigning {
     fn verify_options(&self, rule: &Rule, now: u64) -> VerifyOptions {
         VerifyOptions {
@@ -284,11 +290,12 @@ impl RequestSigning {
             })
             .map(|(_, s)| s.clone())
             .collect();
-        let digest = req.has_body || !body.is_empty();
-        if rule.require_digest && digest && !components.iter().any(|c| c == "content-digest") {
+        let has_body = req.has_body || !body.is_empty();
+        if rule.require_digest && has_body && !components.iter().any(|c| c == "content-digest") {
             components.push("content-digest".into());
         }
-        if !digest && rule.require_digest {
+        if !has_body {
+            // Nothing to digest: like verify, content-digest is for requests with a body.
             components.retain(|c| c != "content-digest");
         }
         let nonce = if self.require_nonce {
@@ -386,9 +393,11 @@ impl Control for RequestSigning {
             return Verdict::Continue;
         }
         match self.mode {
-            Mode::Sign if req.has_body && rule.require_digest => Verdict::NeedBody {
-                max_bytes: self.max_body_bytes,
-            },
+            Mode::Sign if req.has_body && (rule.require_digest || rule.covers_digest()) => {
+                Verdict::NeedBody {
+                    max_bytes: self.max_body_bytes,
+                }
+            }
             Mode::Sign => self.sign(req, rule, &[], env),
             Mode::Verify => match self.verify_headers(req, rule, env) {
                 Err(r) => Verdict::Deny(r),
