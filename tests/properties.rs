@@ -98,9 +98,17 @@ mod request_signing {
         signing::verify(&msg(r, &h), Some(&r.body), &keys, &VerifyOptions::at(1_000)).map(|_| ())
     }
 
-    fn flip(s: &mut Vec<u8>, at: usize, to: u8) {
+    fn flip(s: &mut [u8], at: usize, to: u8) {
         let i = at % s.len();
-        s[i] = if s[i] == to { if to == b'z' { b'y' } else { b'z' } } else { to };
+        s[i] = if s[i] == to {
+            if to == b'z' {
+                b'y'
+            } else {
+                b'z'
+            }
+        } else {
+            to
+        };
     }
 
     proptest! {

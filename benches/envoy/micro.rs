@@ -95,10 +95,22 @@ fn request_signing_verify(env: &Env) -> (String, f64) {
         target: "/api/orders?tenant=7",
         headers: &headers,
     };
-    let comps = ["@method", "@authority", "@path", "@query", "content-type", "content-digest"];
+    let comps = [
+        "@method",
+        "@authority",
+        "@path",
+        "@query",
+        "content-type",
+        "content-digest",
+    ];
     let key = signing::decode_secret(secret).unwrap();
-    let s = signing::sign(&msg, Some(body.as_bytes()), &key, &SignRequest::new("k", now, &comps))
-        .unwrap();
+    let s = signing::sign(
+        &msg,
+        Some(body.as_bytes()),
+        &key,
+        &SignRequest::new("k", now, &comps),
+    )
+    .unwrap();
     for (k, v) in s.headers() {
         headers.push((k.to_ascii_lowercase(), v.into_bytes()));
     }
@@ -115,7 +127,12 @@ fn request_signing_verify(env: &Env) -> (String, f64) {
     (
         "request-signing: verify an RFC 9421 HMAC signature over 1 KiB".to_string(),
         ns_per_op(|| {
-            let v = signing::verify(black_box(&m), Some(black_box(body.as_bytes())), &keys, &opts);
+            let v = signing::verify(
+                black_box(&m),
+                Some(black_box(body.as_bytes())),
+                &keys,
+                &opts,
+            );
             black_box(v.unwrap());
         }),
     )

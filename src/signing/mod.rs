@@ -554,14 +554,7 @@ pub fn sign(
         e => malformed(e.to_string()),
     })?;
     let label = &req.label;
-    let sig_params =
-        base::signature_params(&components, &params).map_err(|e| malformed(e.to_string()))?;
-    let mut signature_input = String::new();
-    let mut signature = String::new();
-    let dict_input = vec![(
-        label.clone(),
-        Member::InnerList(components.clone(), params.clone()),
-    )];
+    let dict_input = vec![(label.clone(), Member::InnerList(components, params))];
     let dict_sig = vec![(
         label.clone(),
         Member::Item(Item {
@@ -569,10 +562,9 @@ pub fn sign(
             params: Vec::new(),
         }),
     )];
-    signature_input
-        .push_str(&sfv::serialize_dictionary(&dict_input).map_err(|e| malformed(e.to_string()))?);
-    signature
-        .push_str(&sfv::serialize_dictionary(&dict_sig).map_err(|e| malformed(e.to_string()))?);
+    let signature_input =
+        sfv::serialize_dictionary(&dict_input).map_err(|e| malformed(e.to_string()))?;
+    let signature = sfv::serialize_dictionary(&dict_sig).map_err(|e| malformed(e.to_string()))?;
     Ok(Signed {
         content_digest,
         signature_input,
