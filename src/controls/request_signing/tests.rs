@@ -552,3 +552,82 @@ fn secrets_from_the_environment() {
             .unwrap();
     assert_eq!(c.keys[0].secret, vec![b'a'; 32]);
 }
+
+#[test]
+fn every_derived_component_and_structured_field_parameters_verify() {
+    let comps = [
+        "@method",
+        "@target-uri",
+        "@authority",
+        "@scheme",
+        "@request-target",
+        "@path",
+        "@query",
+        "content-type",
+        "x-dict;sf",
+        "x-dict;key=\"b\"",
+        "x-raw;bs",
+        "content-digest",
+    ];
+    let policy = format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}],
+            "default": {{"components": {}}}}}"#,
+        serde_json::to_string(&comps).unwrap()
+    );
+    let c: RequestSigning = configure(policy.as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let mut case = post("/orders?id=7", b"{}");
+    case.headers
+        .push(("x-dict".into(), "a=1,  b=(x y);q=2".into()));
+    case.headers.push(("x-raw".into(), "raw value".into()));
+    let case = case.signed("a", SECRET_A, T0, &comps);
+    assert_eq!(code(&run(&c, &case, &store, T0)), "ok");
+    // Whitespace inside the structured field does not matter to `;sf` …
+    let mut spaced = post("/orders?id=7", b"{}");
+    spaced
+        .headers
+        .push(("x-dict".into(), "a=1, b=(x   y);q=2".into()));
+    spaced.headers.push(("x-raw".into(), "raw value".into()));
+    let mut spaced = spaced.signed("a", SECRET_A, T0, &comps);
+    *spaced.header_mut("x-dict") = "a=1,b=(x y);q=2".into();
+    assert_eq!(code(&run(&c, &spaced, &store, T0)), "ok");
+    // … but a changed member does.
+    let mut changed = post("/orders?id=7", b"{}");
+    changed
+        .headers
+        .push(("x-dict".into(), "a=1, b=(x y);q=2".into()));
+    changed.headers.push(("x-raw".into(), "raw value".into()));
+    let mut changed = changed.signed("a", SECRET_A, T0, &comps);
+    *changed.header_mut("x-dict") = "a=1, b=(x z);q=2".into();
+    assert_eq!(code(&run(&c, &changed, &store, T0)), "signature.bad");
+}
+
+#[test]
+fn sign_mode_buffers_the_body_when_content_digest_is_covered_without_require_digest() {
+    let policy = format!(
+        r#"{{"mode": "sign", "keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}],
+            "default": {{"require_digest": false, "components": ["@method", "content-digest"]}}}}"#
+    );
+    let signer: RequestSigning = configure(policy.as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: at(T0),
+        store: &store,
+    };
+    let case = post("/x", b"{}");
+    let view = case.view();
+    assert!(matches!(
+        signer.on_request(&view, &env),
+        Verdict::NeedBody { .. }
+    ));
+    let Verdict::Mutate(ops) = signer.on_request_body(&view, b"{}", &env) else {
+        panic!("mutates")
+    };
+    assert_eq!(
+        ops[0],
+        HeaderOp::Set(
+            "content-digest".into(),
+            signing::digest::content_digest(signing::Algorithm::Sha256, b"{}")
+        )
+    );
+}
