@@ -16,14 +16,6 @@ fn start() -> Envoy {
 
 const BODY: &[u8] = br#"{"to": "acct-1", "amount": 100}"#;
 const CT: (&str, &str) = ("content-type", "application/json");
-const FULL: &[&str] = &[
-    "@method",
-    "@authority",
-    "@path",
-    "@query",
-    "content-type",
-    "content-digest",
-];
 
 fn signed(created: u64, components: &[&str]) -> Vec<(String, String)> {
     lib_sign("POST", "/orders?tenant=7", &[CT], BODY, created, components)

@@ -11,6 +11,15 @@ use portcullis::signing::{self, Key, Message, SignRequest, Verified, VerifyOptio
 /// 32 bytes, base64 (`openssl rand -base64 32`).
 pub const SECRET: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
 pub const SECRET_ENV: &str = "ORDERS_CLIENT_KEY";
+/// What `/orders` requires in [`verify_policy`].
+pub const FULL: &[&str] = &[
+    "@method",
+    "@authority",
+    "@path",
+    "@query",
+    "content-type",
+    "content-digest",
+];
 
 /// Verify mode: key `client-1` from the VM environment; `/orders` must cover content-type and
 /// the body digest; `/health` is unsigned.

@@ -64,16 +64,20 @@ impl Case {
         v
     }
 
-    /// Sign with the library, as a client would.
-    fn signed(mut self, keyid: &str, secret: &str, created: u64, components: &[&str]) -> Self {
-        let view = self.view();
+    /// Sign with the library, as a client would (with a random nonce).
+    fn signed(self, keyid: &str, secret: &str, created: u64, components: &[&str]) -> Self {
         let mut req = SignRequest::new(keyid, created, components);
         req.nonce = signing::random_nonce();
+        self.signed_as(secret, &req)
+    }
+
+    fn signed_as(mut self, secret: &str, req: &SignRequest) -> Self {
+        let view = self.view();
         let s = signing::sign(
             &Message::from_view(&view),
             Some(&self.body),
             &signing::decode_secret(secret).unwrap(),
-            &req,
+            req,
         )
         .unwrap();
         for (k, v) in s.headers() {
@@ -241,23 +245,10 @@ fn stale_future_and_expired_signatures() {
     assert_eq!(code(&run(&c, &case(T0), &store, T0 - 30)), "ok");
 
     // `expires` is honoured.
-    let mut e = post("/orders", b"{}");
-    let view = e.view();
     let mut req = SignRequest::new("a", T0, FULL);
     req.nonce = Some("n-exp".into());
     req.expires = Some(T0 + 10);
-    let s = signing::sign(
-        &Message::from_view(&view),
-        Some(&e.body),
-        &signing::decode_secret(SECRET_A).unwrap(),
-        &req,
-    )
-    .unwrap();
-    e.headers.extend(
-        s.headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v)),
-    );
+    let e = post("/orders", b"{}").signed_as(SECRET_A, &req);
     assert_eq!(code(&run(&c, &e, &store, T0 + 41)), "signature.expired");
     assert_eq!(code(&run(&c, &e, &store, T0 + 40)), "ok");
 }
@@ -266,20 +257,7 @@ fn stale_future_and_expired_signatures() {
 fn created_and_nonce_are_required() {
     let c = control("");
     let store = MemoryStore::default();
-    let mut no_nonce = post("/orders", b"{}");
-    let view = no_nonce.view();
-    let s = signing::sign(
-        &Message::from_view(&view),
-        Some(&no_nonce.body),
-        &signing::decode_secret(SECRET_A).unwrap(),
-        &SignRequest::new("a", T0, FULL),
-    )
-    .unwrap();
-    no_nonce.headers.extend(
-        s.headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v)),
-    );
+    let no_nonce = post("/orders", b"{}").signed_as(SECRET_A, &SignRequest::new("a", T0, FULL));
     assert_eq!(
         code(&run(&c, &no_nonce, &store, T0)),
         "signature.nonce_missing"
@@ -298,20 +276,7 @@ fn created_and_nonce_are_required() {
 fn without_required_nonce_the_signature_itself_is_single_use() {
     let c = control(r#", "require_nonce": false"#);
     let store = MemoryStore::default();
-    let mut case = post("/orders", b"{}");
-    let view = case.view();
-    let s = signing::sign(
-        &Message::from_view(&view),
-        Some(&case.body),
-        &signing::decode_secret(SECRET_A).unwrap(),
-        &SignRequest::new("a", T0, FULL),
-    )
-    .unwrap();
-    case.headers.extend(
-        s.headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v)),
-    );
+    let case = post("/orders", b"{}").signed_as(SECRET_A, &SignRequest::new("a", T0, FULL));
     assert_eq!(code(&run(&c, &case, &store, T0)), "ok");
     assert_eq!(code(&run(&c, &case, &store, T0)), "signature.replayed");
 }
