@@ -333,10 +333,15 @@ fn rfc3339_and_http_dates() {
         "2026-03-01T12:00:00+0200",
         "1772366400",
         "",
+        "1969-12-31T23:59:59Z",
+        "1970-01-01T00:00:00+01:00",
+        "9999-12-31T23:59:59-01:00",
     ] {
         assert!(parse_rfc3339(bad).is_err(), "{bad}");
     }
     assert_eq!(format_rfc3339(1_772_366_400), "2026-03-01T12:00:00Z");
+    assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Ok(253_402_300_799));
+    assert_eq!(format_rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
     assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
     assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
     assert_eq!(parse_duration("7d"), Ok(7 * 86_400));

@@ -82,8 +82,16 @@ pub fn parse_rfc3339(s: &str) -> Result<i64, String> {
         }
         _ => return Err(bad()),
     };
-    Ok(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset)
+    let t = days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec - offset;
+    // Keys live between 1970 and 9999 (and then every instant formats back as it parsed).
+    if !(0..=MAX_UNIX).contains(&t) {
+        return Err(format!("`{s}` is before 1970 or after 9999"));
+    }
+    Ok(t)
 }
+
+/// 9999-12-31T23:59:59Z.
+const MAX_UNIX: i64 = 253_402_300_799;
 
 /// Unix seconds as `2026-03-01T12:00:00Z`.
 pub fn format_rfc3339(unix: i64) -> String {
