@@ -40,6 +40,10 @@ fn respond(c: &Csrf, r: &RequestView, headers: &[(&str, &str)]) -> Verdict {
     c.on_response(r, &resp, &env)
 }
 
+fn post(c: &Csrf, headers: &[(&str, &str)]) -> Verdict {
+    run(c, &req("POST", "/", headers))
+}
+
 fn code(v: &Verdict) -> Option<&'static str> {
     match v {
         Verdict::Deny(r) => Some(r.code),
@@ -189,32 +193,19 @@ fn safe_methods_are_not_checked_and_methods_are_configurable() {
 #[test]
 fn referer_is_the_fallback_when_origin_is_absent() {
     let c = control(ALLOWED);
-    let v = run(
-        &c,
-        &req("POST", "/", &[("referer", "https://api.example.com/form")]),
-    );
+    let v = post(&c, &[("referer", "https://api.example.com/form")]);
     assert_eq!(v, Verdict::Continue);
-    let v = run(
-        &c,
-        &req("POST", "/", &[("referer", "https://app.example.com/x")]),
-    );
+    let v = post(&c, &[("referer", "https://app.example.com/x")]);
     assert_eq!(v, Verdict::Continue);
-    let v = run(
-        &c,
-        &req("POST", "/", &[("referer", "https://evil.example/")]),
-    );
+    let v = post(&c, &[("referer", "https://evil.example/")]);
     assert_eq!(code(&v), Some("csrf.origin"));
     // Origin wins over Referer.
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://evil.example"),
-                ("referer", "https://api.example.com/"),
-            ],
-        ),
+        &[
+            ("origin", "https://evil.example"),
+            ("referer", "https://api.example.com/"),
+        ],
     );
     assert_eq!(code(&v), Some("csrf.origin"));
 }
@@ -224,7 +215,7 @@ fn neither_origin_nor_referer_follows_the_policy() {
     let v = run(&control("{}"), &req("POST", "/", &[]));
     assert_eq!(code(&v), Some("csrf.origin"));
     let c = control(r#"{"default": {"missing_origin": "allow"}}"#);
-    assert_eq!(run(&c, &req("POST", "/", &[])), Verdict::Continue);
+    assert_eq!(post(&c, &[]), Verdict::Continue);
 }
 
 #[test]
@@ -232,47 +223,29 @@ fn origin_null_is_denied_unless_allowed() {
     let v = run(&control("{}"), &req("POST", "/", &[("origin", "null")]));
     assert_eq!(code(&v), Some("csrf.origin"));
     let c = control(r#"{"default": {"allow_null_origin": true}}"#);
-    assert_eq!(
-        run(&c, &req("POST", "/", &[("origin", "null")])),
-        Verdict::Continue
-    );
+    assert_eq!(post(&c, &[("origin", "null")]), Verdict::Continue);
     // Even allowed, a cross-site `null` is still cross-site.
-    let v = run(
-        &c,
-        &req(
-            "POST",
-            "/",
-            &[("origin", "null"), ("sec-fetch-site", "cross-site")],
-        ),
-    );
+    let v = post(&c, &[("origin", "null"), ("sec-fetch-site", "cross-site")]);
     assert_eq!(code(&v), Some("csrf.origin"));
 }
 
 #[test]
 fn two_origins_or_two_referers_are_denied() {
     let c = control("{}");
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://api.example.com"),
-                ("origin", "https://evil.example"),
-            ],
-        ),
+        &[
+            ("origin", "https://api.example.com"),
+            ("origin", "https://evil.example"),
+        ],
     );
     assert_eq!(code(&v), Some("csrf.origin"));
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("referer", "https://api.example.com/"),
-                ("referer", "https://evil.example/"),
-            ],
-        ),
+        &[
+            ("referer", "https://api.example.com/"),
+            ("referer", "https://evil.example/"),
+        ],
     );
     assert_eq!(code(&v), Some("csrf.origin"));
 }
@@ -280,56 +253,40 @@ fn two_origins_or_two_referers_are_denied() {
 #[test]
 fn fetch_metadata_cross_site_is_denied_even_with_a_same_host_origin() {
     let c = control(ALLOWED);
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://api.example.com"),
-                ("sec-fetch-site", "cross-site"),
-            ],
-        ),
+        &[
+            ("origin", "https://api.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ],
     );
     assert_eq!(code(&v), Some("csrf.origin"));
     // An explicitly allowed origin is cross-site by nature.
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://x.partner.example"),
-                ("sec-fetch-site", "cross-site"),
-            ],
-        ),
+        &[
+            ("origin", "https://x.partner.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
     );
     assert_eq!(v, Verdict::Continue);
     for site in ["same-origin", "same-site", "none"] {
-        let v = run(
+        let v = post(
             &c,
-            &req(
-                "POST",
-                "/",
-                &[
-                    ("origin", "https://api.example.com"),
-                    ("sec-fetch-site", site),
-                ],
-            ),
+            &[
+                ("origin", "https://api.example.com"),
+                ("sec-fetch-site", site),
+            ],
         );
         assert_eq!(v, Verdict::Continue, "{site}");
     }
     let c = control(r#"{"default": {"fetch_metadata": false}}"#);
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://api.example.com"),
-                ("sec-fetch-site", "cross-site"),
-            ],
-        ),
+        &[
+            ("origin", "https://api.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ],
     );
     assert_eq!(v, Verdict::Continue);
 }
@@ -340,30 +297,22 @@ const TOKEN: &str = r#"{"default": {"token": {}}}"#;
 fn double_submit_token_must_match_the_cookie() {
     let c = control(TOKEN);
     let o = ("origin", "https://api.example.com");
-    let ok = run(
+    let ok = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                o,
-                ("cookie", "a=1; __Host-csrf=abc123; b=2"),
-                ("x-csrf-token", "abc123"),
-            ],
-        ),
+        &[
+            o,
+            ("cookie", "a=1; __Host-csrf=abc123; b=2"),
+            ("x-csrf-token", "abc123"),
+        ],
     );
     assert_eq!(ok, Verdict::Continue);
-    let quoted = run(
+    let quoted = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                o,
-                ("cookie", "__Host-csrf=\"abc123\""),
-                ("x-csrf-token", "abc123"),
-            ],
-        ),
+        &[
+            o,
+            ("cookie", "__Host-csrf=\"abc123\""),
+            ("x-csrf-token", "abc123"),
+        ],
     );
     assert_eq!(quoted, Verdict::Continue);
     for headers in [
@@ -392,36 +341,25 @@ fn double_submit_token_must_match_the_cookie() {
             ("x-csrf-token", "abc123"),
         ],
     ] {
-        let v = run(&c, &req("POST", "/", &headers));
+        let v = post(&c, &headers);
         assert_eq!(code(&v), Some("csrf.token"), "{headers:?}");
     }
     let long = "a".repeat(MAX_TOKEN_LEN + 1);
     let cookie = format!("__Host-csrf={long}");
-    let v = run(
-        &c,
-        &req(
-            "POST",
-            "/",
-            &[o, ("cookie", &cookie), ("x-csrf-token", &long)],
-        ),
-    );
+    let v = post(&c, &[o, ("cookie", &cookie), ("x-csrf-token", &long)]);
     assert_eq!(code(&v), Some("csrf.token"));
 }
 
 #[test]
 fn the_origin_is_checked_before_the_token() {
     let c = control(TOKEN);
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://evil.example"),
-                ("cookie", "__Host-csrf=t"),
-                ("x-csrf-token", "t"),
-            ],
-        ),
+        &[
+            ("origin", "https://evil.example"),
+            ("cookie", "__Host-csrf=t"),
+            ("x-csrf-token", "t"),
+        ],
     );
     assert_eq!(code(&v), Some("csrf.origin"));
 }
@@ -445,7 +383,7 @@ fn cookie_parsing_rfc6265_5_4() {
 #[test]
 fn report_mode_passes_and_reports_every_finding() {
     let c = control(r#"{"default": {"mode": "report", "token": {}}}"#);
-    let v = run(&c, &req("POST", "/", &[("origin", "https://evil.example")]));
+    let v = post(&c, &[("origin", "https://evil.example")]);
     match v {
         Verdict::Pass { ops, reports } => {
             assert!(ops.is_empty());
@@ -454,17 +392,13 @@ fn report_mode_passes_and_reports_every_finding() {
         }
         v => panic!("{v:?}"),
     }
-    let v = run(
+    let v = post(
         &c,
-        &req(
-            "POST",
-            "/",
-            &[
-                ("origin", "https://api.example.com"),
-                ("cookie", "__Host-csrf=t"),
-                ("x-csrf-token", "t"),
-            ],
-        ),
+        &[
+            ("origin", "https://api.example.com"),
+            ("cookie", "__Host-csrf=t"),
+            ("x-csrf-token", "t"),
+        ],
     );
     assert_eq!(v, Verdict::Continue);
 }
