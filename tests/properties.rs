@@ -29,3 +29,23 @@ proptest! {
         }
     }
 }
+
+proptest! {
+    #[test]
+    fn a_parsed_origin_serialises_to_itself(s in "(https?|HTTP)://[a-zA-Z0-9.-]{1,20}(:[0-9]{1,5})?") {
+        use portcullis::controls::csrf::{parse_origin, OriginPattern};
+        if let Ok(o) = parse_origin(&s) {
+            prop_assert_eq!(parse_origin(&o.to_string()), Ok(o.clone()));
+            prop_assert!(OriginPattern::parse(&o.to_string()).is_ok_and(|p| p.matches(&o)));
+            let port = o.port.map(|p| format!(":{p}")).unwrap_or_default();
+            let authority = format!("{}{}", o.host, port);
+            prop_assert!(o.is_host(&authority));
+        }
+    }
+
+    #[test]
+    fn rfc3339_timestamps_round_trip(t in 0i64..253_402_300_799) {
+        use portcullis::controls::api_key::{format_rfc3339, parse_rfc3339};
+        prop_assert_eq!(parse_rfc3339(&format_rfc3339(t)), Ok(t));
+    }
+}

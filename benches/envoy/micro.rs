@@ -62,5 +62,44 @@ pub fn run() -> Vec<(String, f64)> {
             black_box(ct.on_request_body(black_box(&req), black_box(body.as_bytes()), &env));
         }),
     ));
+
+    let csrf: portcullis::controls::csrf::Csrf =
+        configure(br#"{"default": {"allowed_origins": ["https://app.example.com"], "token": {}}}"#)
+            .unwrap();
+    let req = RequestView::new(
+        "POST",
+        "/api/orders",
+        &[
+            ("origin", "https://app.example.com"),
+            (
+                "cookie",
+                "session=abc; __Host-csrf=0123456789abcdef0123456789abcdef",
+            ),
+            ("x-csrf-token", "0123456789abcdef0123456789abcdef"),
+        ],
+    )
+    .unwrap();
+    out.push((
+        "csrf: origin + double-submit token check".to_string(),
+        ns_per_op(|| {
+            black_box(csrf.on_request(black_box(&req), &env));
+        }),
+    ));
+
+    let keys: Vec<String> = (0..100)
+        .map(|i| {
+            let h = portcullis::controls::api_key::sha256_hex(format!("pk_key_{i}").as_bytes());
+            format!(r#"{{"id": "k{i}", "client": "c{i}", "sha256": "{h}", "scopes": ["read"]}}"#)
+        })
+        .collect();
+    let api_key: portcullis::controls::api_key::ApiKey =
+        configure(format!(r#"{{"keys": [{}]}}"#, keys.join(",")).as_bytes()).unwrap();
+    let req = RequestView::new("GET", "/api/orders", &[("x-api-key", "pk_key_57")]).unwrap();
+    out.push((
+        "api-key: hash and look up a key among 100".to_string(),
+        ns_per_op(|| {
+            black_box(api_key.on_request(black_box(&req), &env));
+        }),
+    ));
     out
 }

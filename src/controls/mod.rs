@@ -1,6 +1,8 @@
 //! The security controls: pure decisions, no proxy-wasm types.
 
+pub mod api_key;
 pub mod content_type;
+pub mod csrf;
 pub mod error_shield;
 pub mod guard;
 pub mod noop;
@@ -11,7 +13,7 @@ use crate::chain::{build_dyn, DynControl};
 use crate::control::ConfigError;
 
 /// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
-pub const NAMES: &[&str] = &["content_type", "error_shield"];
+pub const NAMES: &[&str] = &["content_type", "error_shield", "csrf", "api_key"];
 
 /// Build a control from its name and policy; `None` for an unknown name.
 pub fn build_by_name(
@@ -21,6 +23,8 @@ pub fn build_by_name(
     Some(match name {
         "content_type" => build_dyn::<content_type::ContentType>(policy),
         "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
+        "csrf" => build_dyn::<csrf::Csrf>(policy),
+        "api_key" => build_dyn::<api_key::ApiKey>(policy),
         _ => return None,
     })
 }
@@ -35,6 +39,8 @@ pub fn control_schema(name: &str) -> Option<Value> {
     let schema = match name {
         "content_type" => generator.into_root_schema_for::<content_type::Policy>(),
         "error_shield" => generator.into_root_schema_for::<error_shield::Policy>(),
+        "csrf" => generator.into_root_schema_for::<csrf::Policy>(),
+        "api_key" => generator.into_root_schema_for::<api_key::Policy>(),
         _ => return None,
     };
     serde_json::to_value(schema).ok()

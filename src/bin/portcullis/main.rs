@@ -3,8 +3,10 @@
 
 mod check;
 mod explain;
+mod keygen;
 mod oci;
 mod policies;
+mod rotate;
 
 use std::process::ExitCode;
 
@@ -19,6 +21,11 @@ const USAGE: &str = "usage:
   portcullis oci MODULE.wasm OUTDIR [TAG]
                                         an Istio/Envoy wasm OCI image (layout dir + OUTDIR.tar)
   portcullis echo-upstream [ADDR]       serve the echo upstream (default 127.0.0.1:8081)
+  portcullis keygen [--client C] [--id ID]
+                                        a new API key and its SHA-256 policy entry (JSON)
+  portcullis rotate POLICY_FILE --client C [--overlap 7d] [--id ID]
+                                        the api-key policy with a new key for C and C's old
+                                        keys ending after the overlap (new key on stderr)
 modules: content-type, error-shield, guard";
 
 fn main() -> ExitCode {
@@ -36,6 +43,8 @@ fn main() -> ExitCode {
         ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
         ["echo-upstream"] => echo("127.0.0.1:8081"),
         ["echo-upstream", addr] => echo(addr),
+        ["keygen", rest @ ..] => keygen::run(rest),
+        ["rotate", file, rest @ ..] => rotate::run(file, rest),
         _ => usage(),
     }
 }
