@@ -325,3 +325,69 @@ fn a_response_too_large_to_encrypt_never_reaches_the_client_in_clear() {
     let (_, text) = jwcrypto_decrypt(&jwk_oct("client-kw", K_CLIENT), &r.text());
     assert_eq!(text, "short");
 }
+
+/// Run the CLI with `input` on stdin; (status ok, stdout, stderr).
+fn cli(args: &[&str], env: &[(&str, &str)], input: &[u8]) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn cli_encrypt_and_decrypt_interoperate_with_jwcrypto_and_envoy() {
+    let e = start();
+    let env = [("PC_KEY", K_SVC)];
+    // portcullis encrypt -> the module decrypts it in Envoy.
+    let (ok, jwe, err) = cli(
+        &[
+            "encrypt",
+            "--key-env",
+            "PC_KEY",
+            "--alg",
+            "A256KW",
+            "--kid",
+            "svc-kw",
+            "--cty",
+            "application/json",
+        ],
+        &env,
+        br#"{"a":1}"#,
+    );
+    assert!(ok, "{err}");
+    let r = e.post("/secure", &[JOSE_CT], jwe.trim().as_bytes());
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(e.upstream_seen()[0].body, r#"{"a":1}"#);
+    // jwcrypto -> portcullis decrypt, the key as a JWK file.
+    let dir = std::env::temp_dir().join(format!("pc-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("svc.jwk");
+    std::fs::write(&file, jwk_ec("svc-ec")).unwrap();
+    let jwe = jose(
+        &["encrypt", &jwk_ec("svc-ec"), "ECDH-ES+A256KW", "A256GCM"],
+        b"hi",
+    );
+    let (ok, plain, header) = cli(
+        &["decrypt", "--key-file", file.to_str().unwrap()],
+        &[],
+        jwe.as_bytes(),
+    );
+    assert!(ok, "{header}");
+    assert_eq!(plain, "hi");
+    assert!(header.contains("ECDH-ES+A256KW"), "{header}");
+    // A wrong key fails with a status, not a panic.
+    let (ok, plain, _) = cli(&["decrypt", "--key-env", "PC_KEY"], &env, jwe.as_bytes());
+    assert!(!ok && plain.is_empty());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,6 +3,7 @@
 
 mod check;
 mod explain;
+mod jose;
 mod oci;
 mod policies;
 
@@ -36,12 +37,15 @@ fn main() -> ExitCode {
         ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
         ["echo-upstream"] => echo("127.0.0.1:8081"),
         ["echo-upstream", addr] => echo(addr),
+        ["encrypt", rest @ ..] => jose::encrypt(rest),
+        ["decrypt", rest @ ..] => jose::decrypt(rest),
         _ => usage(),
     }
 }
 
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
+    eprintln!("{}", jose::USAGE);
     ExitCode::from(2)
 }
 
