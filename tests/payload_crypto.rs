@@ -391,3 +391,68 @@ fn cli_encrypt_and_decrypt_interoperate_with_jwcrypto_and_envoy() {
     assert!(!ok && plain.is_empty());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// An upstream that answers every request with a chunked (no Content-Length) text body of
+/// `chunks` x 100 bytes of `S`.
+fn chunked_upstream(chunks: usize) -> std::net::SocketAddr {
+    use std::io::Read;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                let mut seen = Vec::new();
+                while !seen.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => seen.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let mut out = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ntransfer-encoding: chunked\r\n\r\n".to_vec();
+                for _ in 0..chunks {
+                    out.extend_from_slice(format!("64\r\n{}\r\n", "S".repeat(100)).as_bytes());
+                }
+                out.extend_from_slice(b"0\r\n\r\n");
+                let _ = conn.write_all(&out);
+                let _ = conn.flush();
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_chunked_response_too_large_to_encrypt_is_replaced_not_streamed_in_clear() {
+    // No Content-Length: the size is only known while buffering, past the limit.
+    let e = envoy()
+        .filter(
+            Filter::new("payload-crypto", policy())
+                .vm_env("PC_SVC_KEY", K_SVC)
+                .vm_env("PC_SVC_EC_D", EC_D),
+        )
+        .upstream(chunked_upstream(10))
+        .start();
+    let r = e.get("/small", &[]);
+    r.assert_problem(502, "payload_crypto.response_too_large");
+    assert!(!r.text().contains("SSSS"), "{}", r.text());
+    // A small chunked body is encrypted as usual.
+    let e = envoy()
+        .filter(
+            Filter::new("payload-crypto", policy())
+                .vm_env("PC_SVC_KEY", K_SVC)
+                .vm_env("PC_SVC_EC_D", EC_D),
+        )
+        .upstream(chunked_upstream(1))
+        .start();
+    let r = e.get("/statement", &[]);
+    assert_eq!(
+        r.header("content-type"),
+        Some("application/jose"),
+        "{}",
+        r.text()
+    );
+    let (_, text) = jwcrypto_decrypt(&jwk_ec("client-ec"), &r.text());
+    assert_eq!(text, "S".repeat(100));
+}
