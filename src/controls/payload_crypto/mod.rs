@@ -365,6 +365,21 @@ impl PayloadCrypto {
         }
     }
 
+    /// The key resolved for this request in `on_request` (noted), or resolved again: a chain
+    /// (guard) hands members copies of the request, so a note may not survive.
+    fn key_for(
+        &self,
+        note: &str,
+        r: &Recip,
+        req: &RequestView,
+        env: &Env,
+    ) -> Result<usize, Rejection> {
+        match req.noted(note).and_then(|i| usize::try_from(i).ok()) {
+            Some(i) => Ok(i),
+            None => self.resolve(r, req, env),
+        }
+    }
+
     fn recipient<'a>(&'a self, i: usize, r: &Recip) -> Result<Recipient<'a>, Rejection> {
         let key = self
             .keys
@@ -624,9 +639,13 @@ impl Control for PayloadCrypto {
             if body.is_empty() {
                 return Verdict::Mutate(ops);
             }
-            let key = req
-                .noted(REQ_KEY_NOTE)
-                .and_then(|i| usize::try_from(i).ok());
+            let key = match &f.to {
+                Some(r) => match self.key_for(REQ_KEY_NOTE, r, req, env) {
+                    Ok(i) => Some(i),
+                    Err(e) => return Verdict::Deny(e),
+                },
+                None => None,
+            };
             return match self.fields_body(body, f, key, rule, 400, env) {
                 Ok(body) => Verdict::ReplaceBody {
                     code: "payload_crypto.fields",
@@ -642,10 +661,6 @@ impl Control for PayloadCrypto {
     fn on_response(&self, req: &RequestView, resp: &ResponseView, _env: &Env) -> Verdict {
         let (rule, _) = self.routes.select(req);
         if rule.encrypt_response.is_none() && rule.response_fields.is_none() {
-            return Verdict::Continue;
-        }
-        if req.noted(RESP_KEY_NOTE).is_none() && rule.encrypt_response.is_some() {
-            // The request never reached the upstream through us (a local reply).
             return Verdict::Continue;
         }
         if rule.response_fields.is_some() && !is_json(resp.header("content-type")) {
@@ -692,13 +707,17 @@ impl Control for PayloadCrypto {
         if body.is_empty() {
             return Verdict::Continue;
         }
-        let key = req
-            .noted(RESP_KEY_NOTE)
-            .and_then(|i| usize::try_from(i).ok());
-        if let Some(r) = &rule.encrypt_response {
-            let Some(i) = key else {
-                return Verdict::Deny(Rejection::new(500, "internal", "key state lost"));
-            };
+        let recip = rule
+            .encrypt_response
+            .as_ref()
+            .or(rule.response_fields.as_ref().and_then(|f| f.to.as_ref()));
+        let key = match recip.map(|r| self.key_for(RESP_KEY_NOTE, r, req, env)) {
+            Some(Ok(i)) => Some(i),
+            // Checked on the request already; only a key expiring in between gets here.
+            Some(Err(e)) => return Verdict::Deny(Rejection { status: 502, ..e }),
+            None => None,
+        };
+        if let (Some(r), Some(i)) = (&rule.encrypt_response, key) {
             let recipient = match self.recipient(i, r) {
                 Ok(rc) => rc,
                 Err(e) => return Verdict::Deny(e),
