@@ -46,14 +46,15 @@ fn policy() -> String {
     .to_string()
 }
 
+/// The module with the policy, its secrets passed as VM environment variables.
+fn filter() -> Filter {
+    Filter::new("payload-crypto", policy())
+        .vm_env("PC_SVC_KEY", K_SVC)
+        .vm_env("PC_SVC_EC_D", EC_D)
+}
+
 fn start() -> Envoy {
-    envoy()
-        .filter(
-            Filter::new("payload-crypto", policy())
-                .vm_env("PC_SVC_KEY", K_SVC)
-                .vm_env("PC_SVC_EC_D", EC_D),
-        )
-        .start()
+    envoy().filter(filter()).start()
 }
 
 fn jwk_oct(kid: &str, k: &str) -> String {
@@ -427,11 +428,7 @@ fn chunked_upstream(chunks: usize) -> std::net::SocketAddr {
 fn a_chunked_response_too_large_to_encrypt_is_replaced_not_streamed_in_clear() {
     // No Content-Length: the size is only known while buffering, past the limit.
     let e = envoy()
-        .filter(
-            Filter::new("payload-crypto", policy())
-                .vm_env("PC_SVC_KEY", K_SVC)
-                .vm_env("PC_SVC_EC_D", EC_D),
-        )
+        .filter(filter())
         .upstream(chunked_upstream(10))
         .start();
     let r = e.get("/small", &[]);
@@ -439,11 +436,7 @@ fn a_chunked_response_too_large_to_encrypt_is_replaced_not_streamed_in_clear() {
     assert!(!r.text().contains("SSSS"), "{}", r.text());
     // A small chunked body is encrypted as usual.
     let e = envoy()
-        .filter(
-            Filter::new("payload-crypto", policy())
-                .vm_env("PC_SVC_KEY", K_SVC)
-                .vm_env("PC_SVC_EC_D", EC_D),
-        )
+        .filter(filter())
         .upstream(chunked_upstream(1))
         .start();
     let r = e.get("/statement", &[]);

@@ -319,41 +319,49 @@ fn unwrap_cek(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
     Ok(cek)
 }
 
+/// AES key wrap (RFC 3394) with a 128- or 256-bit key-encryption key.
+enum Kw {
+    A128(KwAes128),
+    A256(KwAes256),
+}
+
+impl Kw {
+    fn new(kek: &[u8]) -> Option<Kw> {
+        match kek.len() {
+            16 => KwAes128::new_from_slice(kek).ok().map(Kw::A128),
+            32 => KwAes256::new_from_slice(kek).ok().map(Kw::A256),
+            _ => None,
+        }
+    }
+}
+
 fn kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, JweError> {
     if wrapped.len() < 24 || wrapped.len() > 40 || wrapped.len() % 8 != 0 {
         return Err(JweError::Decrypt);
     }
     let mut out = vec![0u8; wrapped.len().saturating_sub(8)];
-    let res = match kek.len() {
-        16 => KwAes128::new_from_slice(kek)
-            .map_err(|_| JweError::Decrypt)?
-            .unwrap_key(wrapped, &mut out)
-            .map(|_| ()),
-        32 => KwAes256::new_from_slice(kek)
-            .map_err(|_| JweError::Decrypt)?
-            .unwrap_key(wrapped, &mut out)
-            .map(|_| ()),
-        _ => return Err(JweError::Decrypt),
+    let ok = match Kw::new(kek).ok_or(JweError::Decrypt)? {
+        Kw::A128(kw) => kw.unwrap_key(wrapped, &mut out).is_ok(),
+        Kw::A256(kw) => kw.unwrap_key(wrapped, &mut out).is_ok(),
     };
-    res.map_err(|_| JweError::Decrypt)?;
-    Ok(out)
+    if ok {
+        Ok(out)
+    } else {
+        Err(JweError::Decrypt)
+    }
 }
 
 fn kw_wrap(kek: &[u8], cek: &[u8]) -> Result<Vec<u8>, JweError> {
     let mut out = vec![0u8; cek.len().saturating_add(8)];
-    let res = match kek.len() {
-        16 => KwAes128::new_from_slice(kek)
-            .map_err(|_| JweError::Random)?
-            .wrap_key(cek, &mut out)
-            .map(|_| ()),
-        32 => KwAes256::new_from_slice(kek)
-            .map_err(|_| JweError::Random)?
-            .wrap_key(cek, &mut out)
-            .map(|_| ()),
-        _ => return Err(JweError::Random),
+    let ok = match Kw::new(kek).ok_or(JweError::Random)? {
+        Kw::A128(kw) => kw.wrap_key(cek, &mut out).is_ok(),
+        Kw::A256(kw) => kw.wrap_key(cek, &mut out).is_ok(),
     };
-    res.map_err(|_| JweError::Random)?;
-    Ok(out)
+    if ok {
+        Ok(out)
+    } else {
+        Err(JweError::Random)
+    }
 }
 
 /// A P-256 public key from JWK members `kty`, `crv`, `x`, `y` (RFC 7518 §6.2.1). The point is
