@@ -49,3 +49,45 @@ proptest! {
         prop_assert_eq!(parse_rfc3339(&format_rfc3339(t)), Ok(t));
     }
 }
+
+mod payload_crypto {
+    use portcullis::controls::payload_crypto::fields::JsonPath;
+    use portcullis::controls::payload_crypto::jwe::{self, Alg, Enc, KeyMaterial, Recipient};
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn jwe_parser_never_panics(s in "[A-Za-z0-9_.=-]{0,200}") {
+            let _ = jwe::parse(&s);
+        }
+
+        #[test]
+        fn json_path_parser_never_panics(s in "\\$?[a-z.\\[\\]*0-9]{0,24}") {
+            let _ = JsonPath::parse(&s);
+        }
+
+        #[test]
+        fn encrypt_then_decrypt_is_identity_and_any_bit_flip_is_caught(
+            plain in proptest::collection::vec(any::<u8>(), 0..256),
+            kw in any::<bool>(),
+            flip in any::<prop::sample::Index>(),
+        ) {
+            let key = KeyMaterial::Oct(vec![7u8; 32]);
+            let alg = if kw { Alg::A256Kw } else { Alg::Dir };
+            let to = Recipient { kid: Some("k"), alg, enc: Enc::A256Gcm, key: &key };
+            let c = jwe::encrypt(&plain, &to, None).unwrap();
+            let p = jwe::parse(&c).unwrap();
+            prop_assert_eq!(jwe::decrypt(&p, &key).unwrap(), plain.clone());
+            // Flip one bit of the ciphertext or tag: decryption fails.
+            let mut ct = p.ciphertext.clone();
+            ct.extend_from_slice(&p.tag);
+            let i = flip.index(ct.len());
+            ct[i] ^= 0x10;
+            let (body, tag) = ct.split_at(p.ciphertext.len());
+            let parts: Vec<&str> = c.split('.').collect();
+            let tampered = format!("{}.{}.{}.{}.{}", parts[0], parts[1], parts[2], jwe::b64e(body), jwe::b64e(tag));
+            let t = jwe::parse(&tampered).unwrap();
+            prop_assert!(jwe::decrypt(&t, &key).is_err());
+        }
+    }
+}

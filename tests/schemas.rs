@@ -4,7 +4,14 @@
 
 use portcullis::controls::module_schema;
 
-const MODULES: &[&str] = &["content-type", "error-shield", "guard", "csrf", "api-key"];
+const MODULES: &[&str] = &[
+    "content-type",
+    "error-shield",
+    "guard",
+    "csrf",
+    "api-key",
+    "payload-crypto",
+];
 
 #[test]
 fn committed_schemas_match_the_policy_types() {

@@ -5,8 +5,10 @@ use std::time::{Instant, SystemTime};
 
 use portcullis::control::{configure, Control, Env};
 use portcullis::controls::content_type::ContentType;
+use portcullis::controls::payload_crypto::PayloadCrypto;
 use portcullis::store::MemoryStore;
 use portcullis::RequestView;
+use portcullis::ResponseView;
 
 fn ns_per_op(mut f: impl FnMut()) -> f64 {
     // Size a batch to ~20 ms, then take the median of 7 batches.
@@ -99,6 +101,45 @@ pub fn run() -> Vec<(String, f64)> {
         "api-key: hash and look up a key among 100".to_string(),
         ns_per_op(|| {
             black_box(api_key.on_request(black_box(&req), &env));
+        }),
+    ));
+
+    // payload-crypto: decrypt a 10 KiB A256KW/A256GCM request body, encrypt a 10 KiB response.
+    let pc: PayloadCrypto = configure(
+        br#"{"keys": [{"kid": "k", "alg": "A256KW", "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}],
+             "default": {"decrypt_request": true, "encrypt_response": {"kid": "k"}}}"#,
+    )
+    .unwrap();
+    let jose_req = RequestView::new(
+        "POST",
+        "/api/orders",
+        &[("content-type", "application/jose")],
+    )
+    .unwrap();
+    let resp = ResponseView {
+        status: 200,
+        headers: vec![("content-type".into(), b"application/json".to_vec())],
+    };
+    pc.on_request(&jose_req, &env);
+    let sealed = match pc.on_response_body(&jose_req, &resp, Some(body.as_bytes()), &env) {
+        portcullis::Verdict::ReplaceBody { body, .. } => body,
+        v => panic!("payload-crypto did not encrypt: {v:?}"),
+    };
+    out.push((
+        "payload-crypto: decrypt a 10 KiB JWE request (A256KW, A256GCM)".to_string(),
+        ns_per_op(|| {
+            black_box(pc.on_request_body(black_box(&jose_req), black_box(&sealed), &env));
+        }),
+    ));
+    out.push((
+        "payload-crypto: encrypt a 10 KiB response (A256KW, A256GCM)".to_string(),
+        ns_per_op(|| {
+            black_box(pc.on_response_body(
+                black_box(&jose_req),
+                &resp,
+                Some(black_box(body.as_bytes())),
+                &env,
+            ));
         }),
     ));
     out

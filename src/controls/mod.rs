@@ -6,6 +6,7 @@ pub mod csrf;
 pub mod error_shield;
 pub mod guard;
 pub mod noop;
+pub mod payload_crypto;
 
 use serde_json::Value;
 
@@ -13,7 +14,13 @@ use crate::chain::{build_dyn, DynControl};
 use crate::control::ConfigError;
 
 /// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
-pub const NAMES: &[&str] = &["content_type", "error_shield", "csrf", "api_key"];
+pub const NAMES: &[&str] = &[
+    "content_type",
+    "error_shield",
+    "csrf",
+    "api_key",
+    "payload_crypto",
+];
 
 /// Build a control from its name and policy; `None` for an unknown name.
 pub fn build_by_name(
@@ -25,6 +32,7 @@ pub fn build_by_name(
         "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
         "csrf" => build_dyn::<csrf::Csrf>(policy),
         "api_key" => build_dyn::<api_key::ApiKey>(policy),
+        "payload_crypto" => build_dyn::<payload_crypto::PayloadCrypto>(policy),
         _ => return None,
     })
 }
@@ -41,6 +49,7 @@ pub fn control_schema(name: &str) -> Option<Value> {
         "error_shield" => generator.into_root_schema_for::<error_shield::Policy>(),
         "csrf" => generator.into_root_schema_for::<csrf::Policy>(),
         "api_key" => generator.into_root_schema_for::<api_key::Policy>(),
+        "payload_crypto" => generator.into_root_schema_for::<payload_crypto::Policy>(),
         _ => return None,
     };
     serde_json::to_value(schema).ok()

@@ -3,6 +3,7 @@
 
 mod check;
 mod explain;
+mod jose;
 mod keygen;
 mod oci;
 mod policies;
@@ -45,12 +46,15 @@ fn main() -> ExitCode {
         ["echo-upstream", addr] => echo(addr),
         ["keygen", rest @ ..] => keygen::run(rest),
         ["rotate", file, rest @ ..] => rotate::run(file, rest),
+        ["encrypt", rest @ ..] => jose::encrypt(rest),
+        ["decrypt", rest @ ..] => jose::decrypt(rest),
         _ => usage(),
     }
 }
 
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
+    eprintln!("{}", jose::USAGE);
     ExitCode::from(2)
 }
 
