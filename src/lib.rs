@@ -26,6 +26,7 @@ pub mod echo;
 pub mod path;
 pub mod reject;
 pub mod request;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod verdict;

@@ -4,7 +4,15 @@
 
 use portcullis::controls::module_schema;
 
-const MODULES: &[&str] = &["content-type", "error-shield", "guard", "request-signing"];
+const MODULES: &[&str] = &[
+    "content-type",
+    "error-shield",
+    "guard",
+    "csrf",
+    "api-key",
+    "payload-crypto",
+    "request-signing",
+];
 
 #[test]
 fn committed_schemas_match_the_policy_types() {
