@@ -3,6 +3,8 @@
 use serde::Deserialize;
 
 use crate::control::ConfigError;
+// The RFC 3339 parser api-key already has (public, host-independent).
+use crate::controls::api_key::parse_rfc3339;
 use crate::signing::{self, Key};
 
 /// Shortest secret accepted: HMAC-SHA256 keys should be at least as long as its output.
@@ -21,10 +23,10 @@ pub struct KeySpec {
     /// the base64 secret: the secret stays out of the filter configuration.
     #[serde(default)]
     pub secret_env: Option<String>,
-    /// RFC 3339 UTC time (`2026-01-01T00:00:00Z`) from which the key is valid.
+    /// RFC 3339 time (`2026-01-01T00:00:00Z`) from which the key is valid.
     #[serde(default)]
     pub not_before: Option<String>,
-    /// RFC 3339 UTC time from which the key is no longer valid.
+    /// RFC 3339 time from which the key is no longer valid.
     #[serde(default)]
     pub not_after: Option<String>,
 }
@@ -88,12 +90,9 @@ pub fn compile(specs: &[KeySpec]) -> Result<Vec<Key>, ConfigError> {
         let time = |v: &Option<String>, f: &str| -> Result<Option<u64>, ConfigError> {
             v.as_deref()
                 .map(|t| {
-                    parse_rfc3339(t).ok_or_else(|| {
-                        ConfigError::new(
-                            at(f),
-                            format!("`{t}` is not an RFC 3339 UTC time like 2026-01-01T00:00:00Z"),
-                        )
-                    })
+                    parse_rfc3339(t)
+                        .map(|secs| u64::try_from(secs).unwrap_or(0))
+                        .map_err(|e| ConfigError::new(at(f), e))
                 })
                 .transpose()
         };
@@ -115,80 +114,4 @@ pub fn compile(specs: &[KeySpec]) -> Result<Vec<Key>, ConfigError> {
         });
     }
     Ok(out)
-}
-
-/// `YYYY-MM-DDTHH:MM:SSZ` (optionally with fractional seconds, ignored) as seconds since the
-/// epoch.
-pub fn parse_rfc3339(s: &str) -> Option<u64> {
-    let b = s.as_bytes();
-    let num = |r: std::ops::Range<usize>| -> Option<u64> {
-        let part = b.get(r)?;
-        if part.is_empty() || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        std::str::from_utf8(part).ok()?.parse().ok()
-    };
-    let sep = |i: usize, c: &[u8]| b.get(i).is_some_and(|x| c.contains(x));
-    if !(sep(4, b"-") && sep(7, b"-") && sep(10, b"Tt") && sep(13, b":") && sep(16, b":")) {
-        return None;
-    }
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut rest = b.get(19..)?;
-    if let Some((b'.', frac)) = rest.split_first() {
-        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
-        if digits == 0 {
-            return None;
-        }
-        rest = frac.get(digits..)?;
-    }
-    if rest != b"Z" && rest != b"z" {
-        return None;
-    }
-    let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    let days_in_month = match mo {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
-        2 => 28,
-        _ => return None,
-    };
-    if y < 1970 || d == 0 || d > days_in_month || h > 23 || mi > 59 || sec > 60 {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm), for years >= 1970.
-    let (y, m) = if mo <= 2 {
-        (y - 1, mo + 9)
-    } else {
-        (y, mo - 3)
-    };
-    let era = y / 400;
-    let yoe = y - era * 400;
-    let doy = (153 * m + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + mi * 60 + sec)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rfc3339_utc_times() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2021-04-20T02:07:53Z"), Some(1_618_884_473));
-        assert_eq!(parse_rfc3339("2024-02-29T12:00:00.5Z"), Some(1_709_208_000));
-        for bad in [
-            "2023-02-29T00:00:00Z",
-            "2026-01-01T00:00:00",
-            "2026-01-01T00:00:00+01:00",
-            "2026-1-01T00:00:00Z",
-            "2026-01-01 00:00:00Z",
-            "1969-12-31T23:59:59Z",
-            "",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
-    }
 }

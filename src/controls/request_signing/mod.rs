@@ -12,7 +12,7 @@
 mod keys;
 mod nonce;
 
-pub use keys::{parse_rfc3339, KeySpec};
+pub use keys::KeySpec;
 pub use nonce::{NonceCache, Outcome as NonceOutcome};
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -29,6 +29,10 @@ fn control(extra: &str) -> RequestSigning {
     configure(policy(extra).as_bytes()).unwrap()
 }
 
+fn rfc3339(t: &str) -> Result<u64, String> {
+    crate::controls::api_key::parse_rfc3339(t).map(|s| s as u64)
+}
+
 fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(secs)
 }
@@ -285,8 +289,8 @@ fn without_required_nonce_the_signature_itself_is_single_use() {
 fn keys_unknown_expired_not_yet_valid_and_overlapping() {
     let c = control("");
     let store = MemoryStore::default();
-    let a_end = parse_rfc3339("2027-01-15T08:00:00Z").unwrap();
-    let b_start = parse_rfc3339("2027-01-15T07:00:00Z").unwrap();
+    let a_end = rfc3339("2027-01-15T08:00:00Z").unwrap();
+    let b_start = rfc3339("2027-01-15T07:00:00Z").unwrap();
     let case =
         |keyid: &str, secret: &str, t: u64| post("/orders", b"{}").signed(keyid, secret, t, FULL);
     assert_eq!(
@@ -328,7 +332,7 @@ fn keys_unknown_expired_not_yet_valid_and_overlapping() {
 fn route_key_ids_limit_the_keys() {
     let c = control("");
     let store = MemoryStore::default();
-    let t = parse_rfc3339("2027-01-15T07:30:00Z").unwrap();
+    let t = rfc3339("2027-01-15T07:30:00Z").unwrap();
     let mut get = Case {
         method: "GET",
         target: "/admin/users".into(),
@@ -447,7 +451,7 @@ fn sign_mode_adds_headers_the_verifier_accepts() {
 fn sign_mode_uses_the_newest_valid_key_and_skips_absent_fields() {
     let signer: RequestSigning = configure(policy(r#", "mode": "sign""#).as_bytes()).unwrap();
     let store = MemoryStore::default();
-    let t = parse_rfc3339("2027-01-15T07:30:00Z").unwrap();
+    let t = rfc3339("2027-01-15T07:30:00Z").unwrap();
     let env = Env {
         now: at(t),
         store: &store,
