@@ -94,8 +94,9 @@ fn a_replayed_request_is_401_replayed() {
     let signed = cli_post_headers();
     let h = with(&[("content-type", "application/json")], &signed);
     assert_eq!(e.post("/orders?tenant=7", &h, BODY).status, 200);
-    e.post("/orders?tenant=7", &h, BODY)
-        .assert_problem(401, "signature.replayed");
+    let r = e.post("/orders?tenant=7", &h, BODY);
+    r.assert_problem(401, "signature.replayed");
+    assert_eq!(r.header("www-authenticate"), Some("Signature"));
     assert_eq!(e.upstream_seen().len(), 1);
     assert_eq!(
         e.counter("request_signing", "denied", "signature.replayed"),

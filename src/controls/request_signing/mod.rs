@@ -237,11 +237,10 @@ impl RequestSigning {
             .check_and_remember(env.store, &v.keyid, id, created)
         {
             NonceOutcome::Fresh => Verdict::Continue,
-            NonceOutcome::Replayed => Verdict::Deny(Rejection::new(
-                401,
-                "signature.replayed",
-                "this signature was already used",
-            )),
+            NonceOutcome::Replayed => Verdict::Deny(
+                Rejection::new(401, "signature.replayed", "this signature was already used")
+                    .with_header("www-authenticate", "Signature"),
+            ),
             NonceOutcome::Full => Verdict::Deny(
                 Rejection::new(
                     503,
