@@ -179,3 +179,38 @@ fn malformed_signature_fields_are_401_malformed_and_never_trap_the_vm() {
         200
     );
 }
+
+#[test]
+fn flooding_the_replay_cache_fails_closed_and_never_evicts() {
+    // Room for about one nonce per time slot.
+    let policy = verify_policy().replace("\"keys\"", "\"nonce_capacity\": 1, \"keys\"");
+    let e = envoy()
+        .filter(Filter::new("request-signing", policy).vm_env(SECRET_ENV, SECRET))
+        .start();
+    let first = signed(now(), FULL);
+    assert_eq!(
+        e.post("/orders?tenant=7", &with(&[CT], &first), BODY)
+            .status,
+        200
+    );
+    // Another genuine request in the same slot: refused, 503, and counted.
+    let second = signed(now(), FULL);
+    let r = e.post("/orders?tenant=7", &with(&[CT], &second), BODY);
+    if r.status == 200 {
+        // The clock crossed into the next slot between the two: the next one must be refused.
+        let third = signed(now(), FULL);
+        e.post("/orders?tenant=7", &with(&[CT], &third), BODY)
+            .assert_problem(503, "signature.replay_cache_full");
+    } else {
+        r.assert_problem(503, "signature.replay_cache_full");
+        assert!(r.header("retry-after").is_some());
+    }
+    // The first nonce was not evicted to make room.
+    e.post("/orders?tenant=7", &with(&[CT], &first), BODY)
+        .assert_problem(401, "signature.replayed");
+    assert_eq!(e.upstream_seen().len(), if r.status == 200 { 2 } else { 1 });
+    assert_eq!(
+        e.counter("request_signing", "denied", "signature.replay_cache_full"),
+        1
+    );
+}

@@ -177,6 +177,51 @@ mod tests {
         assert_eq!(c.check_and_remember(&s, "k", b"b", later), Outcome::Fresh);
     }
 
+    /// A store where another worker writes just before our first compare-and-swap.
+    struct Racing {
+        inner: MemoryStore,
+        raced: std::cell::Cell<bool>,
+        cache: NonceCache,
+    }
+
+    impl SharedStore for Racing {
+        fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+            self.inner.get(key)
+        }
+        fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
+            if !self.raced.replace(true) {
+                let other = self
+                    .cache
+                    .check_and_remember(&self.inner, "k", b"other", 1000);
+                assert_eq!(other, Outcome::Fresh);
+            }
+            self.inner.set(key, value, cas)
+        }
+    }
+
+    #[test]
+    fn a_lost_compare_and_swap_is_retried_and_keeps_both_nonces() {
+        let cache = NonceCache::new(300, 30, 1000);
+        let s = Racing {
+            inner: MemoryStore::default(),
+            raced: std::cell::Cell::new(false),
+            cache: cache.clone(),
+        };
+        assert_eq!(
+            cache.check_and_remember(&s, "k", b"mine", 1000),
+            Outcome::Fresh
+        );
+        assert!(s.raced.get());
+        assert_eq!(
+            cache.check_and_remember(&s.inner, "k", b"other", 1000),
+            Outcome::Replayed
+        );
+        assert_eq!(
+            cache.check_and_remember(&s.inner, "k", b"mine", 1000),
+            Outcome::Replayed
+        );
+    }
+
     #[test]
     fn capacity_is_spread_over_shards() {
         let c = NonceCache::new(300, 30, 1_000_000);
