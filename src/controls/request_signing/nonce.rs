@@ -7,8 +7,11 @@
 //! reused. There are more slots than buckets a live signature can fall in (`created` within
 //! `[now - window - skew, now + skew]`), so a slot is reused only once every nonce in it is
 //! outside the window: a live nonce is never evicted. A full shard refuses new nonces (the
-//! request is denied, fail closed) instead of forgetting old ones. Writes use compare-and-swap,
-//! so concurrent worker threads never lose each other's nonces.
+//! request is denied, fail closed) instead of forgetting old ones. Nonces are written with
+//! compare-and-swap, so concurrent worker threads never lose each other's nonces. (The one
+//! exception Envoy's API forces: a key's very first write, which only creates it empty, cannot
+//! be conditional; two workers creating the same key in the same instant may drop one nonce,
+//! once per key and Envoy process.)
 
 use sha2::{Digest, Sha256};
 
@@ -19,7 +22,7 @@ const ENTRY: usize = 16;
 /// Entries per shard beyond which a bucket is split into more shards.
 const SHARD_TARGET: usize = 1024;
 const MAX_SHARDS: u64 = 16;
-const CAS_RETRIES: usize = 8;
+const CAS_RETRIES: usize = 9;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -93,9 +96,14 @@ impl NonceCache {
         let bucket = created / self.bucket_secs;
         let key = format!("{}.{}.{shard}", self.prefix, bucket % self.slots);
         for _ in 0..CAS_RETRIES {
-            let (current, cas) = match store.get(&key) {
-                Some((v, cas)) => (v, Some(cas)),
-                None => (Vec::new(), None),
+            let Some((current, cas)) = store.get(&key) else {
+                // Envoy shared data has no create-if-absent: a write to an absent key is never
+                // compare-and-swapped. So only an empty value is written that way (once per key
+                // and Envoy process); every nonce goes in with compare-and-swap below.
+                if store.set(&key, &bucket.to_be_bytes(), None).is_err() {
+                    return Outcome::Unavailable;
+                }
+                continue;
             };
             // A value of an older bucket is dead (see the module docs): start afresh.
             let entries: &[u8] = match current.split_first_chunk::<8>() {
@@ -112,7 +120,7 @@ impl NonceCache {
             next.extend_from_slice(&bucket.to_be_bytes());
             next.extend_from_slice(entries);
             next.extend_from_slice(entry);
-            match store.set(&key, &next, cas) {
+            match store.set(&key, &next, Some(cas)) {
                 Ok(()) => return Outcome::Fresh,
                 Err(StoreError::CasMismatch) => continue,
                 Err(StoreError::Unavailable) => return Outcome::Unavailable,
@@ -177,7 +185,7 @@ mod tests {
         assert_eq!(c.check_and_remember(&s, "k", b"b", later), Outcome::Fresh);
     }
 
-    /// A store where another worker writes just before our first compare-and-swap.
+    /// A store where another worker inserts just before our first compare-and-swap.
     struct Racing {
         inner: MemoryStore,
         raced: std::cell::Cell<bool>,
@@ -189,7 +197,8 @@ mod tests {
             self.inner.get(key)
         }
         fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-            if !self.raced.replace(true) {
+            // Race the first compare-and-swap (after the key was created).
+            if cas.is_some() && !self.raced.replace(true) {
                 let other = self
                     .cache
                     .check_and_remember(&self.inner, "k", b"other", 1000);
