@@ -12,7 +12,8 @@
 //! let msg = Message { method: "POST", scheme: "https", authority: "api.example",
 //!                     target: "/orders?x=1", headers: &headers };
 //! let body = br#"{"id": 1}"#;
-//! let req = SignRequest::new("k1", 1_700_000_000, &["@method", "@path", "@query", "content-type", "content-digest"]);
+//! let req = SignRequest::new("k1", 1_700_000_000,
+//!     &["@method", "@authority", "@path", "@query", "content-type", "content-digest"]);
 //! let signed = sign(&msg, Some(body), &secret, &req).unwrap();
 //!
 //! let mut received = headers.clone();
