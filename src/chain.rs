@@ -160,7 +160,10 @@ impl Chain {
         let mut view = req.clone();
         for (i, m) in self.members.iter().enumerate() {
             let before = merged.ops.len();
-            if let Some(end) = merged.add(i, m.on_request(&view, env)) {
+            let verdict = m.on_request(&view, env);
+            // Notes a member leaves on the view are the request's, for its later phases.
+            req.notes.replace(view.notes.borrow().clone());
+            if let Some(end) = merged.add(i, verdict) {
                 return end;
             }
             if merged.ops.len() > before {

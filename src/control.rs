@@ -42,7 +42,8 @@ pub trait Control: Sized + 'static {
 
     /// Called with the whole buffered response body, only after `on_response` returned
     /// `NeedBody`. `None`: the body was larger than asked for; it passes unchanged (it is never
-    /// truncated) and the control may only count it (`Report`).
+    /// truncated) and the control may only count it (`Report`), or `Deny` it: then the whole
+    /// response is replaced by the denial (a body that must not pass as it is).
     fn on_response_body(
         &self,
         _req: &RequestView,

@@ -26,9 +26,12 @@ pub mod echo;
 pub mod path;
 pub mod reject;
 pub mod request;
+pub mod secret;
 pub mod store;
 pub mod telemetry;
 pub mod verdict;
+// HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530): request-signing, the CLI.
+pub mod signing;
 
 #[cfg(feature = "host")]
 pub mod host;

@@ -15,10 +15,18 @@ fn start() -> Envoy {
 fn utf7_charset_smuggling_is_415() {
     let e = start();
     // UTF-7 hides `<script>` from filters that assume UTF-8 (+ADw-script+AD4-).
-    e.post("/api", &[("content-type", "application/json;charset=utf-7")], b"{\"a\":\"+ADw-script+AD4-\"}")
-        .assert_problem(415, "content_type.charset");
-    e.post("/api", &[("content-type", "application/json; charset=\"UTF-7\"")], b"{}")
-        .assert_problem(415, "content_type.charset");
+    e.post(
+        "/api",
+        &[("content-type", "application/json;charset=utf-7")],
+        b"{\"a\":\"+ADw-script+AD4-\"}",
+    )
+    .assert_problem(415, "content_type.charset");
+    e.post(
+        "/api",
+        &[("content-type", "application/json; charset=\"UTF-7\"")],
+        b"{}",
+    )
+    .assert_problem(415, "content_type.charset");
     assert!(e.upstream_seen().is_empty());
 }
 
@@ -26,8 +34,12 @@ fn utf7_charset_smuggling_is_415() {
 fn a_json_body_sent_as_text_plain_is_415() {
     // text/plain is a CORS "simple" type: browsers send it cross-origin without a preflight.
     let e = start();
-    e.post("/api", &[("content-type", "text/plain")], br#"{"transfer": 1000}"#)
-        .assert_problem(415, "content_type.unsupported");
+    e.post(
+        "/api",
+        &[("content-type", "text/plain")],
+        br#"{"transfer": 1000}"#,
+    )
+    .assert_problem(415, "content_type.unsupported");
     assert!(e.upstream_seen().is_empty());
 }
 
@@ -43,10 +55,18 @@ fn two_content_type_headers_are_415() {
 fn deeply_nested_json_is_400_without_exhausting_the_vm() {
     let e = start();
     let bomb = format!("{}{}", "[".repeat(20_000), "]".repeat(20_000));
-    e.post("/api", &[("content-type", "application/json")], bomb.as_bytes())
-        .assert_problem(400, "content_type.body_mismatch");
+    e.post(
+        "/api",
+        &[("content-type", "application/json")],
+        bomb.as_bytes(),
+    )
+    .assert_problem(400, "content_type.body_mismatch");
     // The VM is still healthy.
-    assert_eq!(e.post("/api", &[("content-type", "application/json")], b"[1]").status, 200);
+    assert_eq!(
+        e.post("/api", &[("content-type", "application/json")], b"[1]")
+            .status,
+        200
+    );
     assert_eq!(e.upstream_seen().len(), 1);
 }
 
@@ -61,7 +81,10 @@ fn a_huge_body_behind_a_small_content_length_never_reaches_the_upstream_as_one_r
     assert_eq!(r.status, 200, "the first, well-framed request is fine");
     let seen = e.upstream_seen();
     assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].body, "{}", "nothing of the trailing bytes reached the upstream");
+    assert_eq!(
+        seen[0].body, "{}",
+        "nothing of the trailing bytes reached the upstream"
+    );
 }
 
 #[test]

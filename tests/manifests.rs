@@ -13,6 +13,16 @@ fn check(file: &std::path::Path) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
         .arg("check")
         .arg(file)
+        // request-signing.yaml's secrets come from the proxy's environment (`valueFrom: HOST`);
+        // `portcullis check` reads them from its own, as the VM would.
+        .env(
+            "ORDERS_CLIENT_KEY_2026A",
+            "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+        )
+        .env(
+            "ORDERS_CLIENT_KEY_2026B",
+            "ASNFZ4mrze8BI0VniavN7wEjRWeJq83vASNFZ4mrze8=",
+        )
         .output()
         .expect("run portcullis");
     (

@@ -4,7 +4,16 @@
 
 use portcullis::controls::module_schema;
 
-const MODULES: &[&str] = &["content-type", "error-shield", "guard", "jwt-auth"];
+const MODULES: &[&str] = &[
+    "content-type",
+    "error-shield",
+    "guard",
+    "csrf",
+    "api-key",
+    "payload-crypto",
+    "request-signing",
+    "jwt-auth",
+];
 
 #[test]
 fn committed_schemas_match_the_policy_types() {

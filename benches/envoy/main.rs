@@ -176,6 +176,7 @@ fn main() {
     let mut entries: Vec<_> = std::fs::read_dir(support::repo_root().join("dist"))
         .unwrap()
         .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "wasm"))
         .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {

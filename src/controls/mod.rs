@@ -1,10 +1,14 @@
 //! The security controls: pure decisions, no proxy-wasm types.
 
+pub mod api_key;
 pub mod content_type;
+pub mod csrf;
 pub mod error_shield;
 pub mod guard;
 pub mod jwt_auth;
 pub mod noop;
+pub mod payload_crypto;
+pub mod request_signing;
 
 use serde_json::Value;
 
@@ -12,7 +16,15 @@ use crate::chain::{build_dyn, DynControl};
 use crate::control::ConfigError;
 
 /// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
-pub const NAMES: &[&str] = &["content_type", "error_shield", "jwt_auth"];
+pub const NAMES: &[&str] = &[
+    "content_type",
+    "error_shield",
+    "csrf",
+    "api_key",
+    "payload_crypto",
+    "request_signing",
+    "jwt_auth",
+];
 
 /// Build a control from its name and policy; `None` for an unknown name.
 pub fn build_by_name(
@@ -22,6 +34,10 @@ pub fn build_by_name(
     Some(match name {
         "content_type" => build_dyn::<content_type::ContentType>(policy),
         "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
+        "csrf" => build_dyn::<csrf::Csrf>(policy),
+        "api_key" => build_dyn::<api_key::ApiKey>(policy),
+        "payload_crypto" => build_dyn::<payload_crypto::PayloadCrypto>(policy),
+        "request_signing" => build_dyn::<request_signing::RequestSigning>(policy),
         "jwt_auth" => build_dyn::<jwt_auth::JwtAuth>(policy),
         _ => return None,
     })
@@ -37,6 +53,10 @@ pub fn control_schema(name: &str) -> Option<Value> {
     let schema = match name {
         "content_type" => generator.into_root_schema_for::<content_type::Policy>(),
         "error_shield" => generator.into_root_schema_for::<error_shield::Policy>(),
+        "csrf" => generator.into_root_schema_for::<csrf::Policy>(),
+        "api_key" => generator.into_root_schema_for::<api_key::Policy>(),
+        "payload_crypto" => generator.into_root_schema_for::<payload_crypto::Policy>(),
+        "request_signing" => generator.into_root_schema_for::<request_signing::Policy>(),
         "jwt_auth" => generator.into_root_schema_for::<jwt_auth::Policy>(),
         _ => return None,
     };

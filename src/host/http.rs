@@ -218,6 +218,9 @@ impl<C: Control> Http<C> {
                 );
                 Action::Continue
             }
+            // Too large to inspect, and the control must not let it pass (a body it has to
+            // encrypt): the response is replaced by the denial.
+            (Verdict::Deny(r), None) => self.deny(r),
             // Too large to inspect: it passes unchanged (never truncated) and is counted; the
             // control may still edit headers and report.
             (v, None) => {

@@ -3,8 +3,12 @@
 
 mod check;
 mod explain;
+mod jose;
+mod keygen;
 mod oci;
 mod policies;
+mod rotate;
+mod sign;
 
 use std::process::ExitCode;
 
@@ -19,6 +23,17 @@ const USAGE: &str = "usage:
   portcullis oci MODULE.wasm OUTDIR [TAG]
                                         an Istio/Envoy wasm OCI image (layout dir + OUTDIR.tar)
   portcullis echo-upstream [ADDR]       serve the echo upstream (default 127.0.0.1:8081)
+  portcullis keygen [--client C] [--id ID]
+                                        a new API key and its SHA-256 policy entry (JSON)
+  portcullis rotate POLICY_FILE --client C [--overlap 7d] [--id ID]
+                                        the api-key policy with a new key for C and C's old
+                                        keys ending after the overlap (new key on stderr)
+  portcullis sign --key-id ID --secret-env VAR --method M --url URL [--body FILE]
+                  [--header 'name: value']... [--components 'c1 c2 ...'] [--label L]
+                  [--expires-in SECS] [--no-nonce]
+                                        the Content-Digest, Signature-Input and Signature header
+                                        fields that sign the request (RFC 9421, hmac-sha256;
+                                        the base64 secret is read from environment variable VAR)
 modules: content-type, error-shield, guard";
 
 fn main() -> ExitCode {
@@ -36,12 +51,18 @@ fn main() -> ExitCode {
         ["oci", wasm, out, tag] => oci::run(wasm, out, tag),
         ["echo-upstream"] => echo("127.0.0.1:8081"),
         ["echo-upstream", addr] => echo(addr),
+        ["keygen", rest @ ..] => keygen::run(rest),
+        ["rotate", file, rest @ ..] => rotate::run(file, rest),
+        ["encrypt", rest @ ..] => jose::encrypt(rest),
+        ["decrypt", rest @ ..] => jose::decrypt(rest),
+        ["sign", rest @ ..] => sign::run(rest),
         _ => usage(),
     }
 }
 
 fn usage() -> ExitCode {
     eprintln!("{USAGE}");
+    eprintln!("{}", jose::USAGE);
     ExitCode::from(2)
 }
 

@@ -1,0 +1,521 @@
+use super::*;
+use crate::control::configure;
+use crate::store::MemoryStore;
+use std::time::SystemTime;
+
+fn control(json: &str) -> Csrf {
+    configure::<Csrf>(json.as_bytes()).unwrap()
+}
+
+fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestView {
+    let mut all = vec![("host", "api.example.com")];
+    all.extend_from_slice(headers);
+    let mut r = RequestView::new(method, path, &all).unwrap();
+    r.authority = "api.example.com".into();
+    r
+}
+
+fn run(c: &Csrf, r: &RequestView) -> Verdict {
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    c.on_request(r, &env)
+}
+
+fn respond(c: &Csrf, r: &RequestView, headers: &[(&str, &str)]) -> Verdict {
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    let resp = ResponseView {
+        status: 200,
+        headers: headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+            .collect(),
+    };
+    c.on_response(r, &resp, &env)
+}
+
+fn post(c: &Csrf, headers: &[(&str, &str)]) -> Verdict {
+    run(c, &req("POST", "/", headers))
+}
+
+fn code(v: &Verdict) -> Option<&'static str> {
+    match v {
+        Verdict::Deny(r) => Some(r.code),
+        _ => None,
+    }
+}
+
+const ALLOWED: &str =
+    r#"{"default": {"allowed_origins": ["https://app.example.com", "https://*.partner.example"]}}"#;
+
+#[test]
+fn rfc6454_origin_parsing() {
+    let o = parse_origin("HTTPS://API.Example.COM").unwrap();
+    assert_eq!(o.to_string(), "https://api.example.com");
+    assert_eq!(parse_origin("https://a.example:443").unwrap().port, None);
+    assert_eq!(
+        parse_origin("http://a.example:8080").unwrap().port,
+        Some(8080)
+    );
+    assert_eq!(parse_origin("http://[::1]:8080").unwrap().host, "[::1]");
+    assert_eq!(parse_origin("null"), Err(OriginError::Null));
+    for bad in [
+        "",
+        "https://",
+        "example.com",
+        "https://a.example/",
+        "https://a.example/path",
+        "https://user@a.example",
+        "https://a.example:99999",
+        "https://a.example:",
+        "https://a.example, https://b.example",
+        "https://a b",
+        "1http://a.example",
+        "https://[::1",
+    ] {
+        assert_eq!(parse_origin(bad), Err(OriginError::Malformed), "{bad}");
+    }
+}
+
+#[test]
+fn rfc9110_10_1_3_referer_gives_its_origin() {
+    let o = parse_referer("https://app.example.com/page?x=1#y").unwrap();
+    assert_eq!(o.to_string(), "https://app.example.com");
+    assert_eq!(
+        parse_referer("https://a.example?q").unwrap().to_string(),
+        "https://a.example"
+    );
+    assert!(parse_referer("/relative/path").is_err());
+    assert!(parse_referer("https://example.com@evil.example/").is_err());
+}
+
+#[test]
+fn patterns_exact_and_subdomains() {
+    let p = OriginPattern::parse("https://*.example.com").unwrap();
+    let o = |s| parse_origin(s).unwrap();
+    assert!(p.matches(&o("https://a.example.com")));
+    assert!(p.matches(&o("https://a.b.example.com")));
+    assert!(
+        !p.matches(&o("https://example.com")),
+        "the apex is not a subdomain"
+    );
+    assert!(!p.matches(&o("http://a.example.com")), "scheme must match");
+    assert!(
+        !p.matches(&o("https://a.example.com:8443")),
+        "port must match"
+    );
+    assert!(!p.matches(&o("https://evilexample.com")));
+    assert!(!p.matches(&o("https://a.example.com.evil.com")));
+    let e = OriginPattern::parse("https://app.example.com").unwrap();
+    assert!(e.matches(&o("https://APP.example.com:443")));
+    for bad in [
+        "app.example.com",
+        "https://*.com",
+        "https://a*.example.com",
+        "https://*",
+        "https://app.example.com/",
+        "*",
+    ] {
+        assert!(OriginPattern::parse(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn same_origin_post_passes() {
+    let c = control("{}");
+    for origin in [
+        "https://api.example.com",
+        "http://api.example.com",
+        "https://API.EXAMPLE.COM:443",
+    ] {
+        let v = run(&c, &req("POST", "/orders", &[("origin", origin)]));
+        assert_eq!(v, Verdict::Continue, "{origin}");
+    }
+}
+
+#[test]
+fn cross_origin_post_is_403_csrf_origin() {
+    let c = control("{}");
+    for origin in [
+        "https://evil.example",
+        "https://api.example.com.evil.com",
+        "https://api.example.com:8443",
+        "https://evil-api.example.com",
+    ] {
+        let v = run(&c, &req("POST", "/orders", &[("origin", origin)]));
+        assert_eq!(code(&v), Some("csrf.origin"), "{origin}");
+        if let Verdict::Deny(r) = v {
+            assert_eq!(r.status, 403);
+            assert!(!r.detail.contains("evil"), "the origin is not reflected");
+        }
+    }
+}
+
+#[test]
+fn allowed_origins_pass_exact_and_by_pattern() {
+    let c = control(ALLOWED);
+    for (origin, ok) in [
+        ("https://app.example.com", true),
+        ("https://x.partner.example", true),
+        ("https://partner.example", false),
+        ("http://app.example.com", false),
+    ] {
+        let v = run(&c, &req("PUT", "/orders/1", &[("origin", origin)]));
+        assert_eq!(v == Verdict::Continue, ok, "{origin}: {v:?}");
+    }
+}
+
+#[test]
+fn safe_methods_are_not_checked_and_methods_are_configurable() {
+    let c = control("{}");
+    for m in ["GET", "HEAD", "OPTIONS"] {
+        let v = run(&c, &req(m, "/", &[("origin", "https://evil.example")]));
+        assert_eq!(v, Verdict::Continue, "{m}");
+    }
+    for m in ["POST", "PUT", "PATCH", "DELETE"] {
+        let v = run(&c, &req(m, "/", &[("origin", "https://evil.example")]));
+        assert_eq!(code(&v), Some("csrf.origin"), "{m}");
+    }
+    let c = control(r#"{"default": {"methods": ["POST"]}}"#);
+    let v = run(
+        &c,
+        &req("DELETE", "/", &[("origin", "https://evil.example")]),
+    );
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn referer_is_the_fallback_when_origin_is_absent() {
+    let c = control(ALLOWED);
+    let v = post(&c, &[("referer", "https://api.example.com/form")]);
+    assert_eq!(v, Verdict::Continue);
+    let v = post(&c, &[("referer", "https://app.example.com/x")]);
+    assert_eq!(v, Verdict::Continue);
+    let v = post(&c, &[("referer", "https://evil.example/")]);
+    assert_eq!(code(&v), Some("csrf.origin"));
+    // Origin wins over Referer.
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://evil.example"),
+            ("referer", "https://api.example.com/"),
+        ],
+    );
+    assert_eq!(code(&v), Some("csrf.origin"));
+}
+
+#[test]
+fn neither_origin_nor_referer_follows_the_policy() {
+    let v = run(&control("{}"), &req("POST", "/", &[]));
+    assert_eq!(code(&v), Some("csrf.origin"));
+    let c = control(r#"{"default": {"missing_origin": "allow"}}"#);
+    assert_eq!(post(&c, &[]), Verdict::Continue);
+}
+
+#[test]
+fn origin_null_is_denied_unless_allowed() {
+    let v = run(&control("{}"), &req("POST", "/", &[("origin", "null")]));
+    assert_eq!(code(&v), Some("csrf.origin"));
+    let c = control(r#"{"default": {"allow_null_origin": true}}"#);
+    assert_eq!(post(&c, &[("origin", "null")]), Verdict::Continue);
+    // Even allowed, a cross-site `null` is still cross-site.
+    let v = post(&c, &[("origin", "null"), ("sec-fetch-site", "cross-site")]);
+    assert_eq!(code(&v), Some("csrf.origin"));
+}
+
+#[test]
+fn two_origins_or_two_referers_are_denied() {
+    let c = control("{}");
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://api.example.com"),
+            ("origin", "https://evil.example"),
+        ],
+    );
+    assert_eq!(code(&v), Some("csrf.origin"));
+    let v = post(
+        &c,
+        &[
+            ("referer", "https://api.example.com/"),
+            ("referer", "https://evil.example/"),
+        ],
+    );
+    assert_eq!(code(&v), Some("csrf.origin"));
+}
+
+#[test]
+fn fetch_metadata_cross_site_is_denied_even_with_a_same_host_origin() {
+    let c = control(ALLOWED);
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://api.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    );
+    assert_eq!(code(&v), Some("csrf.origin"));
+    // An explicitly allowed origin is cross-site by nature.
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://x.partner.example"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    );
+    assert_eq!(v, Verdict::Continue);
+    for site in ["same-origin", "same-site", "none"] {
+        let v = post(
+            &c,
+            &[
+                ("origin", "https://api.example.com"),
+                ("sec-fetch-site", site),
+            ],
+        );
+        assert_eq!(v, Verdict::Continue, "{site}");
+    }
+    let c = control(r#"{"default": {"fetch_metadata": false}}"#);
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://api.example.com"),
+            ("sec-fetch-site", "cross-site"),
+        ],
+    );
+    assert_eq!(v, Verdict::Continue);
+}
+
+const TOKEN: &str = r#"{"default": {"token": {}}}"#;
+
+#[test]
+fn double_submit_token_must_match_the_cookie() {
+    let c = control(TOKEN);
+    let o = ("origin", "https://api.example.com");
+    let ok = post(
+        &c,
+        &[
+            o,
+            ("cookie", "a=1; __Host-csrf=abc123; b=2"),
+            ("x-csrf-token", "abc123"),
+        ],
+    );
+    assert_eq!(ok, Verdict::Continue);
+    let quoted = post(
+        &c,
+        &[
+            o,
+            ("cookie", "__Host-csrf=\"abc123\""),
+            ("x-csrf-token", "abc123"),
+        ],
+    );
+    assert_eq!(quoted, Verdict::Continue);
+    for headers in [
+        vec![
+            o,
+            ("cookie", "__Host-csrf=abc123"),
+            ("x-csrf-token", "abc124"),
+        ],
+        vec![o, ("cookie", "__Host-csrf=abc123")],
+        vec![o, ("x-csrf-token", "abc123")],
+        vec![o, ("cookie", "__Host-csrf="), ("x-csrf-token", "")],
+        vec![
+            o,
+            ("cookie", "__host-csrf=abc123"),
+            ("x-csrf-token", "abc123"),
+        ],
+        vec![
+            o,
+            ("cookie", "__Host-csrf=abc123; __Host-csrf=evil"),
+            ("x-csrf-token", "abc123"),
+        ],
+        vec![
+            o,
+            ("cookie", "__Host-csrf=abc123"),
+            ("x-csrf-token", "abc123"),
+            ("x-csrf-token", "abc123"),
+        ],
+    ] {
+        let v = post(&c, &headers);
+        assert_eq!(code(&v), Some("csrf.token"), "{headers:?}");
+    }
+    let long = "a".repeat(MAX_TOKEN_LEN + 1);
+    let cookie = format!("__Host-csrf={long}");
+    let v = post(&c, &[o, ("cookie", &cookie), ("x-csrf-token", &long)]);
+    assert_eq!(code(&v), Some("csrf.token"));
+}
+
+#[test]
+fn the_origin_is_checked_before_the_token() {
+    let c = control(TOKEN);
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://evil.example"),
+            ("cookie", "__Host-csrf=t"),
+            ("x-csrf-token", "t"),
+        ],
+    );
+    assert_eq!(code(&v), Some("csrf.origin"));
+}
+
+#[test]
+fn cookie_parsing_rfc6265_5_4() {
+    assert_eq!(
+        cookie_values_in(b"a=1;b=2; c = 3 ;a=4", "a"),
+        vec![&b"1"[..], &b"4"[..]]
+    );
+    assert_eq!(cookie_values_in(b"c = 3 ", "c"), vec![&b"3"[..]]);
+    assert!(cookie_values_in(b"novalue; =x", "novalue").is_empty());
+    let r = req(
+        "POST",
+        "/",
+        &[("cookie", "x=1"), ("cookie", "__Host-csrf=t")],
+    );
+    assert_eq!(cookie_values(&r, "__Host-csrf"), vec![&b"t"[..]]);
+}
+
+#[test]
+fn report_mode_passes_and_reports_every_finding() {
+    let c = control(r#"{"default": {"mode": "report", "token": {}}}"#);
+    let v = post(&c, &[("origin", "https://evil.example")]);
+    match v {
+        Verdict::Pass { ops, reports } => {
+            assert!(ops.is_empty());
+            let codes: Vec<_> = reports.iter().map(|r| r.code).collect();
+            assert_eq!(codes, ["csrf.origin", "csrf.token"]);
+        }
+        v => panic!("{v:?}"),
+    }
+    let v = post(
+        &c,
+        &[
+            ("origin", "https://api.example.com"),
+            ("cookie", "__Host-csrf=t"),
+            ("x-csrf-token", "t"),
+        ],
+    );
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn per_route_rules_first_match_wins() {
+    let c = control(
+        r#"{"routes": [
+             {"match": {"prefix": "/webhooks"}, "enabled": false},
+             {"match": {"prefix": "/beta"}, "mode": "report"},
+             {"match": {"prefix": "/partner"}, "allowed_origins": ["https://partner.example"]}
+           ]}"#,
+    );
+    let evil = [("origin", "https://evil.example")];
+    assert_eq!(
+        run(&c, &req("POST", "/webhooks/x", &evil)),
+        Verdict::Continue
+    );
+    assert!(matches!(
+        run(&c, &req("POST", "/beta", &evil)),
+        Verdict::Pass { .. }
+    ));
+    let p = [("origin", "https://partner.example")];
+    assert_eq!(run(&c, &req("POST", "/partner/1", &p)), Verdict::Continue);
+    assert_eq!(
+        code(&run(&c, &req("POST", "/other", &p))),
+        Some("csrf.origin")
+    );
+}
+
+#[test]
+fn the_cookie_is_issued_on_safe_requests_without_one() {
+    let c = control(TOKEN);
+    let r = req("GET", "/page", &[]);
+    assert_eq!(run(&c, &r), Verdict::Continue);
+    let v = respond(&c, &r, &[]);
+    let Verdict::Mutate(ops) = v else {
+        panic!("{v:?}")
+    };
+    let [HeaderOp::Add(k, cookie), HeaderOp::Set(h, token)] = ops.as_slice() else {
+        panic!("{ops:?}")
+    };
+    assert_eq!(k, "set-cookie");
+    assert_eq!(h, "x-csrf-token");
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(
+        cookie,
+        &format!("__Host-csrf={token}; Secure; HttpOnly; SameSite=Strict; Path=/")
+    );
+    // Fresh every time.
+    let r2 = req("GET", "/page", &[]);
+    run(&c, &r2);
+    let Verdict::Mutate(ops2) = respond(&c, &r2, &[]) else {
+        panic!()
+    };
+    assert_ne!(ops, ops2);
+}
+
+#[test]
+fn no_cookie_is_issued_when_present_disabled_or_set_by_the_app() {
+    let c = control(TOKEN);
+    let r = req("GET", "/", &[("cookie", "__Host-csrf=t")]);
+    run(&c, &r);
+    assert_eq!(respond(&c, &r, &[]), Verdict::Continue);
+    let r = req("GET", "/", &[]);
+    run(&c, &r);
+    assert_eq!(
+        respond(&c, &r, &[("set-cookie", "__Host-csrf=app; Secure; Path=/")]),
+        Verdict::Continue
+    );
+    let c = control(r#"{"default": {"token": {"issue": false}}}"#);
+    let r = req("GET", "/", &[]);
+    run(&c, &r);
+    assert_eq!(respond(&c, &r, &[]), Verdict::Continue);
+    // State-changing requests never get one.
+    let c = control(TOKEN);
+    let r = req("POST", "/", &[("origin", "https://api.example.com")]);
+    run(&c, &r);
+    assert_eq!(respond(&c, &r, &[]), Verdict::Continue);
+}
+
+#[test]
+fn http_only_can_be_turned_off() {
+    assert_eq!(
+        set_cookie("c", "t", false),
+        "c=t; Secure; SameSite=Strict; Path=/"
+    );
+}
+
+#[test]
+fn invalid_policies_name_the_field() {
+    for (json, path) in [
+        (
+            r#"{"default": {"allowed_origins": ["example.com"]}}"#,
+            "default.allowed_origins[0]",
+        ),
+        (
+            r#"{"routes": [{"match": {"prefix": "/"}, "allowed_origins": ["https://*"]}]}"#,
+            "routes[0].allowed_origins[0]",
+        ),
+        (
+            r#"{"default": {"methods": ["post"]}}"#,
+            "default.methods[0]",
+        ),
+        (
+            r#"{"default": {"token": {"cookie": "a b"}}}"#,
+            "default.token.cookie",
+        ),
+        (
+            r#"{"default": {"token": {"header": "X-CSRF"}}}"#,
+            "default.token.header",
+        ),
+        (r#"{"default": {"mode": "shadow"}}"#, "default.mode"),
+        (r#"{"default": {"origins": []}}"#, "default.origins"),
+    ] {
+        let e = configure::<Csrf>(json.as_bytes()).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e}");
+    }
+}

@@ -1,0 +1,602 @@
+use std::time::{Duration, UNIX_EPOCH};
+
+use super::*;
+use crate::control::configure;
+use crate::store::MemoryStore;
+
+const SECRET_A: &str = "YWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWFhYWE="; // 32 x 'a'
+const SECRET_B: &str = "YmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmJiYmI="; // 32 x 'b'
+const T0: u64 = 1_790_000_000; // 2026-09-21, while only key `a` is valid
+
+fn policy(extra: &str) -> String {
+    format!(
+        r#"{{
+  "keys": [
+    {{"keyid": "a", "secret": "{SECRET_A}", "not_after": "2027-01-15T08:00:00Z"}},
+    {{"keyid": "b", "secret": "{SECRET_B}", "not_before": "2027-01-15T07:00:00Z"}}
+  ],
+  "routes": [
+    {{"match": {{"prefix": "/health"}}, "required": false}},
+    {{"match": {{"prefix": "/admin"}}, "key_ids": ["b"]}}
+  ],
+  "default": {{"components": ["@method", "@authority", "@path", "@query", "content-type"]}}
+  {extra}
+}}"#
+    )
+}
+
+fn control(extra: &str) -> RequestSigning {
+    configure(policy(extra).as_bytes()).unwrap()
+}
+
+fn rfc3339(t: &str) -> Result<u64, String> {
+    crate::controls::api_key::parse_rfc3339(t).map(|s| s as u64)
+}
+
+fn at(secs: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_secs(secs)
+}
+
+struct Case {
+    method: &'static str,
+    target: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn post(target: &str, body: &[u8]) -> Case {
+    Case {
+        method: "POST",
+        target: target.into(),
+        headers: vec![
+            ("content-type".into(), "application/json".into()),
+            ("content-length".into(), body.len().to_string()),
+        ],
+        body: body.to_vec(),
+    }
+}
+
+impl Case {
+    fn view(&self) -> RequestView {
+        let h: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let mut v = RequestView::new(self.method, &self.target, &h).unwrap();
+        v.has_body = !self.body.is_empty();
+        v
+    }
+
+    /// Sign with the library, as a client would (with a random nonce).
+    fn signed(self, keyid: &str, secret: &str, created: u64, components: &[&str]) -> Self {
+        let mut req = SignRequest::new(keyid, created, components);
+        req.nonce = signing::random_nonce();
+        self.signed_as(secret, &req)
+    }
+
+    fn signed_as(mut self, secret: &str, req: &SignRequest) -> Self {
+        let view = self.view();
+        let s = signing::sign(
+            &Message::from_view(&view),
+            Some(&self.body),
+            &signing::decode_secret(secret).unwrap(),
+            req,
+        )
+        .unwrap();
+        for (k, v) in s.headers() {
+            self.headers.push((k.to_ascii_lowercase(), v));
+        }
+        self
+    }
+
+    fn header_mut(&mut self, name: &str) -> &mut String {
+        &mut self.headers.iter_mut().find(|(k, _)| k == name).unwrap().1
+    }
+}
+
+const FULL: &[&str] = &[
+    "@method",
+    "@authority",
+    "@path",
+    "@query",
+    "content-type",
+    "content-digest",
+];
+
+/// Run both phases as the host would; the verdict of the last phase that ran.
+fn run(c: &RequestSigning, case: &Case, store: &MemoryStore, now: u64) -> Verdict {
+    let env = Env {
+        now: at(now),
+        store,
+    };
+    let view = case.view();
+    match c.on_request(&view, &env) {
+        Verdict::NeedBody { max_bytes } => {
+            assert!(case.body.len() <= max_bytes);
+            c.on_request_body(&view, &case.body, &env)
+        }
+        v => v,
+    }
+}
+
+fn code(v: &Verdict) -> &'static str {
+    match v {
+        Verdict::Deny(r) => r.code,
+        Verdict::Continue => "ok",
+        other => panic!("unexpected verdict {other:?}"),
+    }
+}
+
+fn status(v: &Verdict) -> u16 {
+    match v {
+        Verdict::Deny(r) => r.status,
+        _ => 200,
+    }
+}
+
+#[test]
+fn a_signed_request_passes_once() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let case = post("/orders?id=7", br#"{"a":1}"#).signed("a", SECRET_A, T0, FULL);
+    assert_eq!(code(&run(&c, &case, &store, T0 + 5)), "ok");
+    // RFC 9421 §7.2.2: the same signature again is a replay.
+    let again = run(&c, &case, &store, T0 + 6);
+    assert_eq!(code(&again), "signature.replayed");
+    assert_eq!(status(&again), 401);
+}
+
+#[test]
+fn unsigned_request_is_missing_and_unsigned_route_passes() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let v = run(&c, &post("/orders", b"{}"), &store, T0);
+    assert_eq!(code(&v), "signature.missing");
+    let Verdict::Deny(r) = &v else { unreachable!() };
+    assert_eq!(
+        r.headers,
+        vec![("www-authenticate".into(), "Signature".into())]
+    );
+    let mut get = post("/health", b"");
+    get.method = "GET";
+    assert_eq!(code(&run(&c, &get, &store, T0)), "ok");
+}
+
+#[test]
+fn tampering_with_any_covered_part_is_bad_or_mismatched() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let signed = || post("/orders?id=7", br#"{"a":1}"#).signed("a", SECRET_A, T0, FULL);
+
+    let mut m = signed();
+    m.method = "PUT";
+    assert_eq!(code(&run(&c, &m, &store, T0)), "signature.bad", "method");
+
+    let mut p = signed();
+    p.target = "/orderz?id=7".into();
+    assert_eq!(code(&run(&c, &p, &store, T0)), "signature.bad", "path");
+
+    let mut q = signed();
+    q.target = "/orders?id=8".into();
+    assert_eq!(code(&run(&c, &q, &store, T0)), "signature.bad", "query");
+
+    let mut h = signed();
+    *h.header_mut("content-type") = "text/plain".into();
+    assert_eq!(code(&run(&c, &h, &store, T0)), "signature.bad", "header");
+
+    let mut b = signed();
+    b.body = br#"{"a":2}"#.to_vec();
+    assert_eq!(code(&run(&c, &b, &store, T0)), "digest.mismatch", "body");
+
+    let mut d = signed();
+    *d.header_mut("content-digest") =
+        signing::digest::content_digest(signing::Algorithm::Sha256, br#"{"a":2}"#);
+    d.body = br#"{"a":2}"#.to_vec();
+    assert_eq!(
+        code(&run(&c, &d, &store, T0)),
+        "signature.bad",
+        "digest field"
+    );
+
+    let mut s = signed();
+    *s.header_mut("signature") = "sig1=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:".into();
+    assert_eq!(code(&run(&c, &s, &store, T0)), "signature.bad", "signature");
+
+    // None of the tampered requests spent the nonce: the genuine one still passes.
+    let genuine = signed();
+    assert_eq!(code(&run(&c, &genuine, &store, T0)), "ok");
+}
+
+#[test]
+fn covering_less_than_required_is_components() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let no_ct = post("/orders", b"{}").signed(
+        "a",
+        SECRET_A,
+        T0,
+        &["@method", "@authority", "@path", "@query", "content-digest"],
+    );
+    assert_eq!(code(&run(&c, &no_ct, &store, T0)), "signature.components");
+    let no_digest = post("/orders", b"{}").signed(
+        "a",
+        SECRET_A,
+        T0,
+        &["@method", "@authority", "@path", "@query", "content-type"],
+    );
+    assert_eq!(
+        code(&run(&c, &no_digest, &store, T0)),
+        "signature.components"
+    );
+}
+
+#[test]
+fn stale_future_and_expired_signatures() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let case = |created| post("/orders", b"{}").signed("a", SECRET_A, created, FULL);
+    // Window 300 s, skew 30 s.
+    assert_eq!(
+        code(&run(&c, &case(T0), &store, T0 + 331)),
+        "signature.stale"
+    );
+    assert_eq!(
+        code(&run(&c, &case(T0), &store, T0 - 31)),
+        "signature.future"
+    );
+    assert_eq!(code(&run(&c, &case(T0), &store, T0 + 330)), "ok");
+    assert_eq!(code(&run(&c, &case(T0), &store, T0 - 30)), "ok");
+
+    // `expires` is honoured.
+    let mut req = SignRequest::new("a", T0, FULL);
+    req.nonce = Some("n-exp".into());
+    req.expires = Some(T0 + 10);
+    let e = post("/orders", b"{}").signed_as(SECRET_A, &req);
+    assert_eq!(code(&run(&c, &e, &store, T0 + 41)), "signature.expired");
+    assert_eq!(code(&run(&c, &e, &store, T0 + 40)), "ok");
+}
+
+#[test]
+fn created_and_nonce_are_required() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let no_nonce = post("/orders", b"{}").signed_as(SECRET_A, &SignRequest::new("a", T0, FULL));
+    assert_eq!(
+        code(&run(&c, &no_nonce, &store, T0)),
+        "signature.nonce_missing"
+    );
+
+    let mut no_created = post("/orders", b"{}").signed("a", SECRET_A, T0, FULL);
+    let input = no_created.header_mut("signature-input");
+    *input = input.replace(&format!(";created={T0}"), "");
+    assert_eq!(
+        code(&run(&c, &no_created, &store, T0)),
+        "signature.malformed"
+    );
+}
+
+#[test]
+fn without_required_nonce_the_signature_itself_is_single_use() {
+    let c = control(r#", "require_nonce": false"#);
+    let store = MemoryStore::default();
+    let case = post("/orders", b"{}").signed_as(SECRET_A, &SignRequest::new("a", T0, FULL));
+    assert_eq!(code(&run(&c, &case, &store, T0)), "ok");
+    assert_eq!(code(&run(&c, &case, &store, T0)), "signature.replayed");
+}
+
+#[test]
+fn keys_unknown_expired_not_yet_valid_and_overlapping() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let a_end = rfc3339("2027-01-15T08:00:00Z").unwrap();
+    let b_start = rfc3339("2027-01-15T07:00:00Z").unwrap();
+    let case =
+        |keyid: &str, secret: &str, t: u64| post("/orders", b"{}").signed(keyid, secret, t, FULL);
+    assert_eq!(
+        code(&run(&c, &case("zz", SECRET_A, T0), &store, T0)),
+        "signature.key_unknown"
+    );
+    // `b` before its not_before, `a` from its not_after on.
+    assert_eq!(
+        code(&run(
+            &c,
+            &case("b", SECRET_B, b_start - 10),
+            &store,
+            b_start - 10
+        )),
+        "signature.key_not_yet_valid"
+    );
+    assert_eq!(
+        code(&run(&c, &case("a", SECRET_A, a_end), &store, a_end)),
+        "signature.key_expired"
+    );
+    // Both valid during the overlap hour: clients move to `b` before `a` ends.
+    let overlap = b_start + 600;
+    assert_eq!(
+        code(&run(&c, &case("a", SECRET_A, overlap), &store, overlap)),
+        "ok"
+    );
+    assert_eq!(
+        code(&run(&c, &case("b", SECRET_B, overlap), &store, overlap)),
+        "ok"
+    );
+    // A key id with the other key's secret does not verify.
+    assert_eq!(
+        code(&run(&c, &case("b", SECRET_A, overlap), &store, overlap)),
+        "signature.bad"
+    );
+}
+
+#[test]
+fn route_key_ids_limit_the_keys() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let t = rfc3339("2027-01-15T07:30:00Z").unwrap();
+    let mut get = Case {
+        method: "GET",
+        target: "/admin/users".into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    };
+    let comps = &["@method", "@authority", "@path", "@query"];
+    get = get.signed("a", SECRET_A, t, comps);
+    assert_eq!(code(&run(&c, &get, &store, t)), "signature.key_not_allowed");
+    let get = Case {
+        method: "GET",
+        target: "/admin/users".into(),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+    .signed("b", SECRET_B, t, comps);
+    assert_eq!(code(&run(&c, &get, &store, t)), "ok");
+}
+
+#[test]
+fn malformed_fields_and_labels() {
+    let c = control("");
+    let store = MemoryStore::default();
+    for (input, sig) in [
+        ("sig1=(\"@method\"", "sig1=:AAAA:"),
+        ("sig1=(\"@method\");created=1", "sig1=AAAA"),
+        (
+            "sig1=(\"@status\");created=1;keyid=\"a\";nonce=\"x\"",
+            "sig1=:AAAA:",
+        ),
+        ("sig1=(\"@method\");created=-1", "sig1=:AAAA:"),
+        ("sig1=(\"@method\");created=1", "other=:AAAA:"),
+        ("sig1=\"@method\"", "sig1=:AAAA:"),
+    ] {
+        let mut case = post("/orders", b"{}");
+        case.headers.push(("signature-input".into(), input.into()));
+        case.headers.push(("signature".into(), sig.into()));
+        let v = run(&c, &case, &store, T0);
+        assert!(
+            matches!(code(&v), "signature.malformed" | "signature.components"),
+            "{input}: {v:?}"
+        );
+    }
+    let mut alg = post("/orders", b"{}").signed("a", SECRET_A, T0, FULL);
+    let input = alg.header_mut("signature-input");
+    input.push_str(";alg=\"rsa-pss-sha512\"");
+    assert_eq!(
+        code(&run(&c, &alg, &store, T0)),
+        "signature.unsupported_alg"
+    );
+}
+
+#[test]
+fn the_policy_label_picks_the_signature() {
+    let c = control(r#", "label": "mine""#);
+    let store = MemoryStore::default();
+    let case = post("/orders", b"{}").signed("a", SECRET_A, T0, FULL);
+    // Signed as `sig1`: no `mine` signature.
+    assert_eq!(code(&run(&c, &case, &store, T0)), "signature.malformed");
+}
+
+#[test]
+fn a_full_replay_cache_fails_closed_without_evicting() {
+    let c = control(r#", "nonce_capacity": 1"#);
+    let store = MemoryStore::default();
+    let first = post("/orders", b"{}").signed("a", SECRET_A, T0, FULL);
+    assert_eq!(code(&run(&c, &first, &store, T0)), "ok");
+    let second = post("/orders", b"{}").signed("a", SECRET_A, T0, FULL);
+    let v = run(&c, &second, &store, T0);
+    assert_eq!(code(&v), "signature.replay_cache_full");
+    assert_eq!(status(&v), 503);
+    assert_eq!(code(&run(&c, &first, &store, T0)), "signature.replayed");
+}
+
+#[test]
+fn sign_mode_adds_headers_the_verifier_accepts() {
+    let signer: RequestSigning = configure(policy(r#", "mode": "sign""#).as_bytes()).unwrap();
+    let verifier = control("");
+    let store = MemoryStore::default();
+    let case = post("/orders?x=1", br#"{"n":1}"#);
+    let env = Env {
+        now: at(T0),
+        store: &store,
+    };
+    let view = case.view();
+    assert!(matches!(
+        signer.on_request(&view, &env),
+        Verdict::NeedBody { .. }
+    ));
+    let Verdict::Mutate(ops) = signer.on_request_body(&view, &case.body, &env) else {
+        panic!("sign mode mutates")
+    };
+    let names: Vec<&str> = ops
+        .iter()
+        .map(|op| match op {
+            HeaderOp::Set(k, _) => k.as_str(),
+            _ => "?",
+        })
+        .collect();
+    assert_eq!(names, ["content-digest", "signature-input", "signature"]);
+    let mut signed = case;
+    for op in ops {
+        if let HeaderOp::Set(k, v) = op {
+            signed.headers.push((k, v));
+        }
+    }
+    let input = signed.header_mut("signature-input").clone();
+    assert!(
+        input.contains("keyid=\"a\"") && input.contains("nonce="),
+        "{input}"
+    );
+    assert_eq!(code(&run(&verifier, &signed, &store, T0 + 1)), "ok");
+}
+
+#[test]
+fn sign_mode_uses_the_newest_valid_key_and_skips_absent_fields() {
+    let signer: RequestSigning = configure(policy(r#", "mode": "sign""#).as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let t = rfc3339("2027-01-15T07:30:00Z").unwrap();
+    let env = Env {
+        now: at(t),
+        store: &store,
+    };
+    let get = RequestView::new("GET", "/orders", &[]).unwrap();
+    let Verdict::Mutate(ops) = signer.on_request(&get, &env) else {
+        panic!("a GET is signed at once")
+    };
+    let HeaderOp::Set(_, input) = &ops[0] else {
+        panic!()
+    };
+    assert!(input.contains("keyid=\"b\""), "{input}");
+    assert!(
+        input.starts_with(r#"sig1=("@method" "@authority" "@path" "@query");"#),
+        "{input}"
+    );
+}
+
+#[test]
+fn policy_errors_name_the_field() {
+    let err = |p: &str| configure::<RequestSigning>(p.as_bytes()).unwrap_err();
+    let e = err(r#"{"keys": []}"#);
+    assert_eq!(e.path, "keys");
+    let e = err(r#"{"keys": [{"keyid": "a", "secret": "c2hvcnQ="}]}"#);
+    assert_eq!(e.path, "keys[0].secret");
+    assert!(e.reason.contains("at least 32"), "{e}");
+    assert!(!e.reason.contains("c2hvcnQ"), "{e}");
+    let e = err(r#"{"keys": [{"keyid": "a"}]}"#);
+    assert_eq!(e.path, "keys[0]");
+    let e = err(r#"{"keys": [{"keyid": "a", "secret_env": "PORTCULLIS_TEST_UNSET_VAR"}]}"#);
+    assert_eq!(e.path, "keys[0].secret_env");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}", "not_before": "tomorrow"}}]}}"#
+    ));
+    assert_eq!(e.path, "keys[0].not_before");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}, {{"keyid": "a", "secret": "{SECRET_B}"}}]}}"#
+    ));
+    assert_eq!(e.path, "keys[1].keyid");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "default": {{"components": ["@status"]}}}}"#
+    ));
+    assert_eq!(e.path, "default.components[0]");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "default": {{"key_ids": ["x"]}}}}"#
+    ));
+    assert_eq!(e.path, "default.key_ids[0]");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "label": "Sig"}}"#
+    ));
+    assert_eq!(e.path, "label");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "window_secs": 0}}"#
+    ));
+    assert_eq!(e.path, "window_secs");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "mode": "both"}}"#
+    ));
+    assert_eq!(e.path, "mode");
+}
+
+#[test]
+fn secrets_from_the_environment() {
+    std::env::set_var("PORTCULLIS_TEST_SIG_SECRET", SECRET_A);
+    let c: RequestSigning =
+        configure(br#"{"keys": [{"keyid": "a", "secret_env": "PORTCULLIS_TEST_SIG_SECRET"}]}"#)
+            .unwrap();
+    assert_eq!(c.keys[0].secret, vec![b'a'; 32]);
+}
+
+#[test]
+fn every_derived_component_and_structured_field_parameters_verify() {
+    let comps = [
+        "@method",
+        "@target-uri",
+        "@authority",
+        "@scheme",
+        "@request-target",
+        "@path",
+        "@query",
+        "content-type",
+        "x-dict;sf",
+        "x-dict;key=\"b\"",
+        "x-raw;bs",
+        "content-digest",
+    ];
+    let policy = format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}],
+            "default": {{"components": {}}}}}"#,
+        serde_json::to_string(&comps).unwrap()
+    );
+    let c: RequestSigning = configure(policy.as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let mut case = post("/orders?id=7", b"{}");
+    case.headers
+        .push(("x-dict".into(), "a=1,  b=(x y);q=2".into()));
+    case.headers.push(("x-raw".into(), "raw value".into()));
+    let case = case.signed("a", SECRET_A, T0, &comps);
+    assert_eq!(code(&run(&c, &case, &store, T0)), "ok");
+    // Whitespace inside the structured field does not matter to `;sf` …
+    let mut spaced = post("/orders?id=7", b"{}");
+    spaced
+        .headers
+        .push(("x-dict".into(), "a=1, b=(x   y);q=2".into()));
+    spaced.headers.push(("x-raw".into(), "raw value".into()));
+    let mut spaced = spaced.signed("a", SECRET_A, T0, &comps);
+    *spaced.header_mut("x-dict") = "a=1,b=(x y);q=2".into();
+    assert_eq!(code(&run(&c, &spaced, &store, T0)), "ok");
+    // … but a changed member does.
+    let mut changed = post("/orders?id=7", b"{}");
+    changed
+        .headers
+        .push(("x-dict".into(), "a=1, b=(x y);q=2".into()));
+    changed.headers.push(("x-raw".into(), "raw value".into()));
+    let mut changed = changed.signed("a", SECRET_A, T0, &comps);
+    *changed.header_mut("x-dict") = "a=1, b=(x z);q=2".into();
+    assert_eq!(code(&run(&c, &changed, &store, T0)), "signature.bad");
+}
+
+#[test]
+fn sign_mode_buffers_the_body_when_content_digest_is_covered_without_require_digest() {
+    let policy = format!(
+        r#"{{"mode": "sign", "keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}],
+            "default": {{"require_digest": false, "components": ["@method", "content-digest"]}}}}"#
+    );
+    let signer: RequestSigning = configure(policy.as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: at(T0),
+        store: &store,
+    };
+    let case = post("/x", b"{}");
+    let view = case.view();
+    assert!(matches!(
+        signer.on_request(&view, &env),
+        Verdict::NeedBody { .. }
+    ));
+    let Verdict::Mutate(ops) = signer.on_request_body(&view, b"{}", &env) else {
+        panic!("mutates")
+    };
+    assert_eq!(
+        ops[0],
+        HeaderOp::Set(
+            "content-digest".into(),
+            signing::digest::content_digest(signing::Algorithm::Sha256, b"{}")
+        )
+    );
+}
