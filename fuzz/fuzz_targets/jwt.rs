@@ -6,8 +6,8 @@ use std::time::{Duration, SystemTime};
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::control::{configure, Control, Env};
+use portcullis::controls::build_module;
 use portcullis::controls::jwt_auth::{parse_token, JwtAuth};
-use portcullis::controls::build_by_name;
 use portcullis::store::MemoryStore;
 use portcullis::RequestView;
 
@@ -47,5 +47,5 @@ fuzz_target!(|data: &[u8]| {
     }
     let jwks = serde_json::json!({"providers": [{"name": "p", "issuer": "p",
         "algorithms": ["RS256", "ES256", "ES384", "EdDSA", "HS256", "HS512"], "jwks": text}]});
-    let _ = build_by_name("jwt_auth", &jwks);
+    let _ = build_module("jwt-auth", &jwks);
 });

@@ -23,7 +23,6 @@ pub const NAMES: &[&str] = &[
     "api_key",
     "payload_crypto",
     "request_signing",
-    "jwt_auth",
 ];
 
 /// Build a control from its name and policy; `None` for an unknown name.
@@ -38,7 +37,6 @@ pub fn build_by_name(
         "api_key" => build_dyn::<api_key::ApiKey>(policy),
         "payload_crypto" => build_dyn::<payload_crypto::PayloadCrypto>(policy),
         "request_signing" => build_dyn::<request_signing::RequestSigning>(policy),
-        "jwt_auth" => build_dyn::<jwt_auth::JwtAuth>(policy),
         _ => return None,
     })
 }
@@ -80,6 +78,9 @@ pub fn build_module(
     match module.replace('-', "_").as_str() {
         "guard" => Some(build_dyn::<guard::Guard>(policy)),
         "noop" => Some(build_dyn::<noop::Noop>(policy)),
+        // Not a guard member (yet): its verifiers (RSA, P-256, P-384, Ed25519) would take the
+        // guard module past the 1 MiB budget. It runs as its own module, dist/jwt-auth.wasm.
+        "jwt_auth" => Some(build_dyn::<jwt_auth::JwtAuth>(policy)),
         name => build_by_name(name, policy),
     }
 }

@@ -944,25 +944,29 @@ fn strict_json_refuses_duplicate_members_at_any_depth() {
 }
 
 #[test]
-fn jwt_auth_is_a_guard_chain_member() {
-    let p = json!({"chain": ["jwt_auth"], "jwt_auth": {"providers": [{"name": "hs",
-        "issuer": "hs", "algorithms": ["HS256"], "jwks": jwks(&[jwk_oct(SECRET, "h1")])}],
-        "default": {}}});
-    let g = crate::controls::build_module("guard", &p).unwrap().unwrap();
+fn jwt_auth_is_its_own_module_not_a_guard_member() {
+    // `portcullis check` and the schema know the module …
+    let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
+        "jwks": jwks(&[jwk_oct(SECRET, "h1")])}], "default": {}});
+    let c = crate::controls::build_module("jwt-auth", &p)
+        .unwrap()
+        .unwrap();
     let store = MemoryStore::default();
     let env = Env {
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
         store: &store,
     };
     let req = RequestView::new("GET", "/x", &[]).unwrap();
-    assert_eq!(code(&g.on_request(&req, &env)), "jwt.missing");
-    let t = hs256(SECRET, None, &json!({"iss": "hs", "exp": NOW + 60}));
-    let auth = format!("Bearer {t}");
-    let req = RequestView::new("GET", "/x", &[("authorization", &auth)]).unwrap();
-    assert!(!g.on_request(&req, &env).is_deny());
-    let bad = json!({"chain": ["jwt_auth"], "jwt_auth": {"providers": []}});
-    let Some(Err(e)) = crate::controls::build_module("guard", &bad) else {
-        panic!("an invalid member policy must fail the guard");
+    assert_eq!(code(&c.on_request(&req, &env)), "jwt.missing");
+    let Some(Err(e)) = crate::controls::build_module("jwt-auth", &json!({"providers": []})) else {
+        panic!("an invalid policy must fail");
     };
-    assert!(e.path.contains("providers"), "{e}");
+    assert_eq!(e.path, "providers");
+    // … but a guard chain does not take it (its verifiers would push guard.wasm past 1 MiB).
+    assert!(!crate::controls::NAMES.contains(&"jwt_auth"));
+    let g = json!({"chain": ["jwt_auth"], "jwt_auth": p});
+    assert!(matches!(
+        crate::controls::build_module("guard", &g),
+        Some(Err(_))
+    ));
 }
