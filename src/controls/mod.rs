@@ -3,6 +3,7 @@
 pub mod content_type;
 pub mod error_shield;
 pub mod guard;
+pub mod header_guard;
 pub mod noop;
 
 use serde_json::Value;
@@ -11,7 +12,7 @@ use crate::chain::{build_dyn, DynControl};
 use crate::control::ConfigError;
 
 /// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
-pub const NAMES: &[&str] = &["content_type", "error_shield"];
+pub const NAMES: &[&str] = &["content_type", "error_shield", "header_guard"];
 
 /// Build a control from its name and policy; `None` for an unknown name.
 pub fn build_by_name(
@@ -21,6 +22,7 @@ pub fn build_by_name(
     Some(match name {
         "content_type" => build_dyn::<content_type::ContentType>(policy),
         "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
+        "header_guard" => build_dyn::<header_guard::HeaderGuard>(policy),
         _ => return None,
     })
 }
@@ -35,6 +37,7 @@ pub fn control_schema(name: &str) -> Option<Value> {
     let schema = match name {
         "content_type" => generator.into_root_schema_for::<content_type::Policy>(),
         "error_shield" => generator.into_root_schema_for::<error_shield::Policy>(),
+        "header_guard" => generator.into_root_schema_for::<header_guard::Policy>(),
         _ => return None,
     };
     serde_json::to_value(schema).ok()
