@@ -671,8 +671,32 @@ fn not_allowed(rule: &Rule) -> Rejection {
     )
 }
 
+/// CGI, PHP, WSGI and Rack turn `-` into `_` (`HTTP_X_FORWARDED_HOST`): for them
+/// `x_forwarded_host` is `x-forwarded-host`. Envoy forwards underscores by default
+/// (`headers_with_underscores_action: ALLOW`), so the strip, reject and internal lists match
+/// names with `_` read as `-`.
+fn listed(set: &HeaderNames, name: &str) -> bool {
+    if name.contains('_') {
+        set.contains(&name.replace('_', "-"))
+    } else {
+        set.contains(name)
+    }
+}
+
+/// A `Remove` for every field of the request on the list, each name once.
+fn removals(set: &HeaderNames, req: &RequestView) -> Vec<HeaderOp> {
+    let mut ops: Vec<HeaderOp> = Vec::new();
+    for (k, _) in req.fields() {
+        let op = HeaderOp::Remove(k.clone());
+        if listed(set, k) && !ops.contains(&op) {
+            ops.push(op);
+        }
+    }
+    ops
+}
+
 fn check_rejected(rule: &Rule, req: &RequestView) -> Option<Rejection> {
-    let (k, _) = req.fields().find(|(k, _)| rule.reject.contains(k))?;
+    let (k, _) = req.fields().find(|(k, _)| listed(&rule.reject, k))?;
     bad(
         "header_guard.spoofed_header",
         format!("header `{}` is not accepted from clients", shown(k)),
@@ -734,8 +758,8 @@ impl Control for HeaderGuard {
                 reports.push(r);
             }
         }
-        let internal = rule.internal.removals(&req.headers);
-        let spoofed = rule.strip.removals(&req.headers);
+        let internal = removals(&rule.internal, req);
+        let spoofed = removals(&rule.strip, req);
         if rule.report {
             if !internal.is_empty() {
                 reports.push(Rejection::new(

@@ -912,3 +912,19 @@ fn list_splitting_respects_quotes() {
     assert!(!authorization_joined(b"Bearer abc=="));
     assert!(authorization_joined(b"Basic a,Basic b"));
 }
+
+#[test]
+fn underscore_variants_cgi_header_name_confusion() {
+    // `x_forwarded_host` is HTTP_X_FORWARDED_HOST to a CGI/PHP/WSGI backend, like `x-forwarded-host`.
+    let g = guard(r#"{"default": {"reject_headers": ["x-original-url"]}}"#);
+    let r = req(&[
+        ("x_forwarded_host", b"evil"),
+        ("x_jwt_sub", b"admin"),
+        ("x_custom", b"kept"),
+    ]);
+    assert_eq!(removed(&verdict(&g, &r)), ["x_jwt_sub", "x_forwarded_host"]);
+    assert_eq!(
+        denial(&g, &req(&[("x_original_url", b"/admin")])),
+        Some((400, "header_guard.spoofed_header"))
+    );
+}
