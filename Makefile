@@ -64,7 +64,7 @@ bench: setup build
 	$(VENV)/bin/python bench/plot.py
 
 ## schemas: regenerate schemas/<module>.json from the policy types
-SCHEMA_MODULES = content-type error-shield guard
+SCHEMA_MODULES = content-type error-shield guard header-guard
 schemas:
 	cargo build --bin portcullis
 	@for m in $(SCHEMA_MODULES); do target/debug/portcullis schema $$m > schemas/$$m.json; done

@@ -4,7 +4,7 @@
 
 use portcullis::controls::module_schema;
 
-const MODULES: &[&str] = &["content-type", "error-shield", "guard"];
+const MODULES: &[&str] = &["content-type", "error-shield", "guard", "header-guard"];
 
 #[test]
 fn committed_schemas_match_the_policy_types() {
