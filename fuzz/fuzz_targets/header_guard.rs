@@ -15,7 +15,7 @@ const STRICT: &str = r#"{"default": {
   "limits": {"max_headers": 16, "max_name_bytes": 32, "max_value_bytes": 256, "max_total_bytes": 1024},
   "allow_obs_text": false, "hosts": ["api.example.com", "*.apps.example.com"],
   "unique_headers": ["@default", "x-tenant"], "reject_headers": ["x-original-url"],
-  "internal_headers": ["@default", "x_*"], "encoded_crlf_headers": ["*"],
+  "internal_headers": ["@default", "x-acme-*"], "encoded_crlf_headers": ["*"],
   "deny_patterns": [{"name": "sqli", "headers": ["*"], "pattern": "(?i)union\\s+select"}]}}"#;
 
 thread_local! {
