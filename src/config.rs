@@ -204,6 +204,9 @@ impl HeaderNames {
                 set.exact.push(base)
             }
         }
+        // Looked up for every header of every request: binary search.
+        set.exact.sort();
+        set.exact.dedup();
         Ok(set)
     }
 

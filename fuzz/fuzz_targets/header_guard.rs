@@ -1,6 +1,7 @@
 //! header-guard's request checks over arbitrary raw header maps, under an all-features policy
 //! in enforce and report mode, and its policy parser: never panics, denials are well-formed,
-//! report mode never edits the request. The byte-level checks are fuzzed directly too.
+//! report mode never edits the request. The byte-level checks are fuzzed directly too, and the
+//! built-in deny scanners must agree with the regexes that specify them.
 #![no_main]
 
 use std::time::SystemTime;
@@ -19,6 +20,8 @@ const STRICT: &str = r#"{"default": {
   "deny_patterns": [{"name": "sqli", "headers": ["*"], "pattern": "(?i)union\\s+select"}]}}"#;
 
 thread_local! {
+    static BUILTIN_RES: Vec<regex_lite::Regex> =
+        hg::BUILTINS.iter().map(|(_, _, p)| regex_lite::Regex::new(p).expect("builtin regex")).collect();
     static GUARDS: Vec<(bool, HeaderGuard)> = vec![
         (false, configure(STRICT.as_bytes()).expect("strict policy")),
         (true, configure(STRICT.replace(r#""limits""#, r#""mode": "report", "limits""#).as_bytes()).expect("report policy")),
@@ -39,6 +42,13 @@ fuzz_target!(|data: &[u8]| {
     let _ = hg::check_value(data, false);
     let _ = hg::content_length_ok(std::iter::once(data));
     let _ = hg::transfer_encoding_ok(std::iter::once(data));
+    // The built-in deny scanners implement exactly their documented regexes.
+    BUILTIN_RES.with(|res| {
+        let text = String::from_utf8_lossy(data);
+        for ((b, name, _), re) in hg::BUILTINS.iter().zip(res) {
+            assert_eq!(b.matches(data), re.is_match(&text), "{name}");
+        }
+    });
     // Lines of `name: value` (any bytes); the first two give :path and :authority.
     let mut headers = vec![(":method".to_string(), b"GET".to_vec())];
     for (i, line) in data.split(|b| *b == b'\n').enumerate().take(40) {

@@ -1,8 +1,50 @@
 //! The request-facing checks, one small function each, on raw header bytes.
 
+/// Byte classes, looked up for every byte of every header: one table load per byte.
+const TCHAR: u8 = 1;
+/// VCHAR, SP, HTAB (RFC 9110 §5.5 `field-vchar` without obs-text).
+const VALUE_ASCII: u8 = 2;
+/// `obs-text`: 0x80-0xFF.
+const OBS_TEXT: u8 = 4;
+
+// Evaluated at compile time: an out-of-bounds index would fail the build, not a request.
+#[allow(clippy::indexing_slicing)]
+const CLASSES: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        let mut c = 0;
+        if b.is_ascii_alphanumeric() {
+            c |= TCHAR;
+        }
+        let mut j = 0;
+        let specials = b"!#$%&'*+-.^_`|~";
+        while j < specials.len() {
+            if specials[j] == b {
+                c |= TCHAR;
+            }
+            j += 1;
+        }
+        if (b >= 0x20 && b < 0x7f) || b == b'\t' {
+            c |= VALUE_ASCII;
+        }
+        if b >= 0x80 {
+            c |= OBS_TEXT;
+        }
+        t[i] = c;
+        i += 1;
+    }
+    t
+};
+
+fn class(b: u8) -> u8 {
+    CLASSES.get(usize::from(b)).copied().unwrap_or(0)
+}
+
 /// RFC 9110 §5.6.2 `tchar`.
 pub fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+    class(b) & TCHAR != 0
 }
 
 /// RFC 9110 §5.1: a field name is a `token`. Pseudo-headers (`:path`) are `:` + token.
@@ -23,22 +65,24 @@ pub enum ValueError {
 
 /// RFC 9110 §5.5: `field-value = *field-content`, VCHAR, SP, HTAB and obs-text only.
 pub fn check_value(value: &[u8], allow_obs_text: bool) -> Result<(), ValueError> {
-    if value
-        .windows(3)
-        .any(|w| matches!(w, [b'\r', b'\n', b' ' | b'\t']))
-        || value.windows(2).any(|w| matches!(w, [b'\n', b' ' | b'\t']))
-    {
+    let is_ctl = |b: u8| class(b) & (VALUE_ASCII | OBS_TEXT) == 0;
+    let ok = if allow_obs_text {
+        VALUE_ASCII | OBS_TEXT
+    } else {
+        VALUE_ASCII
+    };
+    // One pass for the common, clean value; the kind of error only when there is one.
+    if value.iter().all(|&b| class(b) & ok != 0) {
+        return Ok(());
+    }
+    // CR LF SP, LF SP (and the HTAB forms) fold a line.
+    if value.windows(2).any(|w| matches!(w, [b'\n', b' ' | b'\t'])) {
         return Err(ValueError::ObsFold);
     }
-    for &b in value {
-        if (b < 0x20 && b != b'\t') || b == 0x7f {
-            return Err(ValueError::Control);
-        }
-        if b >= 0x80 && !allow_obs_text {
-            return Err(ValueError::NonAscii);
-        }
+    match value.iter().find(|&&b| is_ctl(b) || b >= 0x80) {
+        Some(&b) if b >= 0x80 && !value.iter().any(|&b| is_ctl(b)) => Err(ValueError::NonAscii),
+        _ => Err(ValueError::Control),
     }
-    Ok(())
 }
 
 /// Encoded line breaks that become real ones when a value is decoded into a response header
@@ -69,7 +113,7 @@ pub fn has_encoded_line_break(value: &[u8]) -> bool {
         b"%u2028",
         b"%u2029",
     ];
-    if RAW.iter().any(|n| contains(value, n)) {
+    if value.iter().any(|&b| b >= 0x80) && RAW.iter().any(|n| contains(value, n)) {
         return true;
     }
     // Only lower-case the values that can hold an escape at all.

@@ -15,11 +15,13 @@
 //! `mode: report` only logs and counts what enforce would deny or strip.
 
 mod checks;
+mod patterns;
 
 pub use checks::{
     authority_host, authorization_joined, check_value, content_length_ok, has_encoded_line_break,
     is_field_name, split_list, transfer_encoding_ok, AuthorityError, HostPattern, ValueError,
 };
+pub use patterns::{Builtin, BUILTINS};
 
 use std::collections::BTreeMap;
 
@@ -84,20 +86,6 @@ pub const DEFAULT_REMOVE: &[&str] = &[
     "x-powered-by",
     "x-aspnet-version",
     "x-aspnetmvc-version",
-];
-
-/// The safe default deny-list: (name, pattern), matched against every header value.
-pub const DEFAULT_PATTERNS: &[(&str, &str)] = &[
-    // Log4Shell (CVE-2021-44228) and its lookup obfuscations: `${jndi:`, `${${lower:j}ndi:`,
-    // `${${::-j}ndi:`, `${env:AWS_SECRET}`.
-    (
-        "log4shell",
-        r"(?i)\$\{\s*(?:jndi|env|sys|java|lower|upper|date|main|ctx|bundle|spring|k8s|docker|log4j|web|::-|\$\{)",
-    ),
-    // Shellshock (CVE-2014-6271): a function definition in a value bash imports.
-    ("shellshock", r"^\s*\(\s*\)\s*\{"),
-    // Struts 2 OGNL injection through Content-Type (CVE-2017-5638): `%{(#_=…`.
-    ("ognl", r"%\{\s*\(?\s*[#@]"),
 ];
 
 #[derive(Debug, Clone, Deserialize)]
@@ -333,10 +321,16 @@ impl Fields {
 }
 
 #[derive(Debug)]
+enum Matcher {
+    Builtin(Builtin),
+    Regex(Regex),
+}
+
+#[derive(Debug)]
 struct DenyPattern {
     name: String,
     fields: Fields,
-    re: Regex,
+    matcher: Matcher,
 }
 
 #[derive(Debug)]
@@ -419,14 +413,14 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         .collect::<Result<Vec<_>, _>>()?;
     let mut patterns = Vec::new();
     if spec.default_deny_patterns {
-        for (name, p) in DEFAULT_PATTERNS {
+        for (builtin, name, _) in BUILTINS {
             patterns.push(DenyPattern {
                 name: (*name).into(),
                 fields: Fields {
                     all: true,
                     ..Fields::default()
                 },
-                re: compile_pattern(name, p, "default_deny_patterns")?,
+                matcher: Matcher::Builtin(*builtin),
             });
         }
     }
@@ -447,7 +441,11 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         patterns.push(DenyPattern {
             name: p.name.clone(),
             fields: Fields::compile(&p.headers, "headers").map_err(|e| e.within(&at))?,
-            re: compile_pattern(&p.name, &p.pattern, &format!("{at}.pattern"))?,
+            matcher: Matcher::Regex(compile_pattern(
+                &p.name,
+                &p.pattern,
+                &format!("{at}.pattern"),
+            )?),
         });
     }
     let mut set_response = Vec::new();
@@ -687,9 +685,12 @@ fn listed(set: &HeaderNames, name: &str) -> bool {
 fn removals(set: &HeaderNames, req: &RequestView) -> Vec<HeaderOp> {
     let mut ops: Vec<HeaderOp> = Vec::new();
     for (k, _) in req.fields() {
-        let op = HeaderOp::Remove(k.clone());
-        if listed(set, k) && !ops.contains(&op) {
-            ops.push(op);
+        if listed(set, k)
+            && !ops
+                .iter()
+                .any(|op| matches!(op, HeaderOp::Remove(n) if n == k))
+        {
+            ops.push(HeaderOp::Remove(k.clone()));
         }
     }
     ops
@@ -719,13 +720,20 @@ fn check_encoded_crlf(rule: &Rule, req: &RequestView) -> Option<Rejection> {
 
 fn check_patterns(rule: &Rule, req: &RequestView) -> Option<Rejection> {
     for (k, v) in &req.headers {
-        let mut text = None;
+        let (mut text, mut has_brace) = (None, None);
         for p in &rule.patterns {
-            if !p.fields.contains(k) {
-                continue;
-            }
-            let t = text.get_or_insert_with(|| String::from_utf8_lossy(v));
-            if p.re.is_match(t) {
+            let hit = match &p.matcher {
+                // Every built-in match contains a `{`: scan each value for it once.
+                Matcher::Builtin(_) if !*has_brace.get_or_insert_with(|| v.contains(&b'{')) => {
+                    continue
+                }
+                _ if !p.fields.contains(k) => continue,
+                Matcher::Builtin(b) => b.matches(v),
+                Matcher::Regex(re) => {
+                    re.is_match(text.get_or_insert_with(|| String::from_utf8_lossy(v)))
+                }
+            };
+            if hit {
                 let detail = format!(
                     "header `{}` matches the deny pattern `{}`",
                     shown(k),

@@ -928,3 +928,56 @@ fn underscore_variants_cgi_header_name_confusion() {
         Some((400, "header_guard.spoofed_header"))
     );
 }
+
+/// The built-in scanners implement exactly their documented regular expressions.
+#[test]
+fn builtin_patterns_agree_with_their_regexes() {
+    let inputs: &[&[u8]] = &[
+        b"",
+        b"${",
+        b"${jndi:ldap://x}",
+        b"${ JNDI:x}",
+        b"${\x0bjndi",
+        b"a${x${lower:j}",
+        b"${::-j}",
+        b"${${",
+        b"$ {jndi",
+        b"${jnd",
+        b"x${Docker:a}",
+        b"${k8s:x}",
+        b"${web",
+        b"${ ${",
+        b"() { :; };",
+        b"  (\t)\n{",
+        b"() x {",
+        b"x() {",
+        b"( ) {",
+        b"(){",
+        b"()",
+        b"(",
+        b"%{(#_=",
+        b"%{ ( @x",
+        b"%{#",
+        b"%{ (x",
+        b"%{x",
+        b"%(#",
+        b"a%{\r\n#",
+        b"%{((#",
+        b"\xff${jndi",
+        "\u{e9}${env:".as_bytes(),
+        b"${LOG4J:x}",
+        b"${date:}",
+        b"${bundle",
+    ];
+    for (builtin, name, pattern) in BUILTINS {
+        let re = regex_lite::Regex::new(pattern).unwrap();
+        for input in inputs {
+            let text = String::from_utf8_lossy(input);
+            assert_eq!(
+                builtin.matches(input),
+                re.is_match(&text),
+                "{name} on {text:?}"
+            );
+        }
+    }
+}
