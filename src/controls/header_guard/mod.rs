@@ -368,7 +368,16 @@ fn expand(list: &[String], defaults: &[&str]) -> Vec<String> {
     out
 }
 
+/// The list as written, `@default` standing in as a valid name: errors then point at the
+/// policy's own entries (`internal_headers[1]`), not at positions after expansion.
+fn as_written(list: &[String]) -> Vec<String> {
+    list.iter()
+        .map(|n| if n == DEFAULTS { "x".into() } else { n.clone() })
+        .collect()
+}
+
 fn names(list: &[String], defaults: &[&str], field: &str) -> Result<HeaderNames, ConfigError> {
+    HeaderNames::compile(&as_written(list), field)?;
     HeaderNames::compile(&expand(list, defaults), field)
 }
 
@@ -473,10 +482,14 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         strip: names(&spec.strip_headers, DEFAULT_STRIP, "strip_headers")?,
         reject: names(&spec.reject_headers, DEFAULT_STRIP, "reject_headers")?,
         internal: names(&spec.internal_headers, DEFAULT_INTERNAL, "internal_headers")?,
-        encoded_crlf: Fields::compile(
-            &expand(&spec.encoded_crlf_headers, DEFAULT_ENCODED_CRLF),
-            "encoded_crlf_headers",
-        )?,
+        encoded_crlf: {
+            let field = "encoded_crlf_headers";
+            Fields::compile(&as_written(&spec.encoded_crlf_headers), field)?;
+            Fields::compile(
+                &expand(&spec.encoded_crlf_headers, DEFAULT_ENCODED_CRLF),
+                field,
+            )?
+        },
         patterns,
         remove_response: names(
             &spec.response.remove_headers,

@@ -859,7 +859,7 @@ fn invalid_policies_name_the_path() {
         ),
         (
             r#"{"default": {"internal_headers": ["@default", ":path"]}}"#,
-            "default.internal_headers[4]",
+            "default.internal_headers[1]",
         ),
         (
             r#"{"default": {"encoded_crlf_headers": [":status"]}}"#,
