@@ -36,12 +36,19 @@ $(VENV)/.jose: $(ENVOY)
 	@touch $@
 
 ## build: every filters/<module> as a size-optimised wasm module in dist/
+## (guard, which links every chainable control, with the size-optimised release-guard profile);
+## fails if a module is over the 1 MiB budget
+WASM_BUDGET := 1048576
 build: .wasm-target
-	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(FILTERS))
+	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(filter-out guard,$(FILTERS)))
+	cargo build --profile release-guard --target $(WASM_TARGET) -p guard
 	@mkdir -p dist
 	@for f in $(FILTERS); do \
-	  cp target/$(WASM_TARGET)/release/$${f//-/_}.wasm dist/$$f.wasm; \
-	  printf '%-28s %8d bytes\n' dist/$$f.wasm $$(stat -c %s dist/$$f.wasm); \
+	  profile=release; [ $$f = guard ] && profile=release-guard; \
+	  cp target/$(WASM_TARGET)/$$profile/$${f//-/_}.wasm dist/$$f.wasm; \
+	  size=$$(stat -c %s dist/$$f.wasm); \
+	  printf '%-28s %8d bytes\n' dist/$$f.wasm $$size; \
+	  [ $$size -le $(WASM_BUDGET) ] || { echo "dist/$$f.wasm is over the $(WASM_BUDGET)-byte budget"; exit 1; }; \
 	done
 
 ## build-fault: test-only modules that trap or fail on a marker header (dist/fault/)
@@ -71,7 +78,7 @@ bench: setup build
 	$(VENV)/bin/python bench/plot.py
 
 ## schemas: regenerate schemas/<module>.json from the policy types
-SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth
+SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth header-guard
 schemas:
 	cargo build --bin portcullis
 	@for m in $(SCHEMA_MODULES); do target/debug/portcullis schema $$m > schemas/$$m.json; done

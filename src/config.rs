@@ -171,6 +171,70 @@ impl<R> RouteTable<R> {
     }
 }
 
+/// Header names as a policy lists them: exact names, and prefixes written with a trailing `*`
+/// (`x-debug-*`). Case-insensitive; Envoy hands names over in lower case.
+#[derive(Debug, Clone, Default)]
+pub struct HeaderNames {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl HeaderNames {
+    /// Compile `names` (the policy field `field`); errors name `field[i]`.
+    pub fn compile(names: &[String], field: &str) -> Result<Self, ConfigError> {
+        let mut set = HeaderNames::default();
+        for (i, h) in names.iter().enumerate() {
+            let name = h.to_ascii_lowercase();
+            let (base, is_prefix) = match name.strip_suffix('*') {
+                Some(p) => (p.to_string(), true),
+                None => (name, false),
+            };
+            if base.is_empty()
+                || base.starts_with(':')
+                || !base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+            {
+                return Err(ConfigError::new(
+                    format!("{field}[{i}]"),
+                    format!("`{h}` is not a header name"),
+                ));
+            }
+            if is_prefix {
+                set.prefixes.push(base)
+            } else {
+                set.exact.push(base)
+            }
+        }
+        // Looked up for every header of every request: binary search.
+        set.exact.sort();
+        set.exact.dedup();
+        Ok(set)
+    }
+
+    /// `name` must be in lower case.
+    pub fn contains(&self, name: &str) -> bool {
+        self.exact.iter().any(|e| e == name)
+            || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+
+    /// A `Remove` for every header of `headers` in the set, each name once.
+    pub fn removals(&self, headers: &[(String, Vec<u8>)]) -> Vec<crate::verdict::HeaderOp> {
+        let mut names: Vec<&str> = Vec::new();
+        for (k, _) in headers {
+            if self.contains(k) && !names.contains(&k.as_str()) {
+                names.push(k);
+            }
+        }
+        names
+            .into_iter()
+            .map(|k| crate::verdict::HeaderOp::Remove(k.to_string()))
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

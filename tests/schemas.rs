@@ -13,6 +13,7 @@ const MODULES: &[&str] = &[
     "payload-crypto",
     "request-signing",
     "jwt-auth",
+    "header-guard",
 ];
 
 #[test]

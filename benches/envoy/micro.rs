@@ -5,6 +5,7 @@ use std::time::{Instant, SystemTime};
 
 use portcullis::control::{configure, Control, Env};
 use portcullis::controls::content_type::ContentType;
+use portcullis::controls::header_guard::HeaderGuard;
 use portcullis::controls::payload_crypto::PayloadCrypto;
 use portcullis::store::MemoryStore;
 use portcullis::RequestView;
@@ -144,6 +145,32 @@ pub fn run() -> Vec<(String, f64)> {
     ));
     out.push(request_signing_verify(&env));
     out.extend(jwt_auth_micro(&env));
+    let hg: HeaderGuard = configure(b"{}").unwrap();
+    let names: Vec<String> = (0..26).map(|i| format!("x-custom-{i}")).collect();
+    let mut fields: Vec<(&str, &str)> = vec![
+        (
+            "user-agent",
+            "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36",
+        ),
+        ("accept", "application/json"),
+        (
+            "authorization",
+            "Bearer eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln",
+        ),
+        ("x-request-id", "5f1c9a4e-9a1b-4f7e-8c55-0a0b0c0d0e0f"),
+    ];
+    fields.extend(
+        names
+            .iter()
+            .map(|n| (n.as_str(), "some ordinary header value")),
+    );
+    let req = RequestView::new("GET", "/api/orders?page=2", &fields).unwrap();
+    out.push((
+        "header-guard: check 30 headers (default policy)".to_string(),
+        ns_per_op(|| {
+            black_box(hg.on_request(black_box(&req), &env));
+        }),
+    ));
     out
 }
 

@@ -23,14 +23,22 @@ impl Guard {
 fn member(name: &str, policy: &Value) -> Result<Box<dyn crate::chain::DynControl>, ConfigError> {
     match super::build_by_name(name, policy) {
         Some(built) => built.map_err(|e| e.within(name)),
-        None => Err(ConfigError::new(
-            "chain",
-            format!(
-                "unknown control `{name}` (known: {})",
-                super::NAMES.join(", ")
-            ),
-        )),
+        None => Err(ConfigError::new("chain", not_a_member(name))),
     }
+}
+
+/// Why `name` cannot be in a chain.
+fn not_a_member(name: &str) -> String {
+    if super::STANDALONE.contains(&name) {
+        return format!(
+            "`{name}` runs only as its own module ({}.wasm), not in a guard chain",
+            name.replace('_', "-")
+        );
+    }
+    format!(
+        "unknown control `{name}` (known: {})",
+        super::NAMES.join(", ")
+    )
 }
 
 /// The guard policy's schema: `chain` plus each member's own policy schema.
@@ -72,11 +80,13 @@ impl Control for Guard {
             .keys()
             .find(|k| *k != "chain" && !super::NAMES.contains(&k.as_str()))
         {
-            let known = super::NAMES.join(", ");
-            return Err(ConfigError::new(
-                k.clone(),
-                format!("unknown field: neither `chain` nor a control ({known})"),
-            ));
+            let why = if super::STANDALONE.contains(&k.as_str()) {
+                not_a_member(k)
+            } else {
+                let known = super::NAMES.join(", ");
+                format!("unknown field: neither `chain` nor a control ({known})")
+            };
+            return Err(ConfigError::new(k.clone(), why));
         }
         let names: Vec<String> = match policy.remove("chain") {
             Some(Value::Array(items)) => items
@@ -118,11 +128,7 @@ impl Control for Guard {
                 ));
             }
             if !super::NAMES.contains(&name.as_str()) {
-                let known = super::NAMES.join(", ");
-                return Err(ConfigError::new(
-                    format!("chain[{i}]"),
-                    format!("unknown control `{name}` (known: {known})"),
-                ));
+                return Err(ConfigError::new(format!("chain[{i}]"), not_a_member(name)));
             }
             let Some(p) = policy.remove(name) else {
                 return Err(ConfigError::new(

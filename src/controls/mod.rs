@@ -5,6 +5,7 @@ pub mod content_type;
 pub mod csrf;
 pub mod error_shield;
 pub mod guard;
+pub mod header_guard;
 pub mod jwt_auth;
 pub mod noop;
 pub mod payload_crypto;
@@ -15,17 +16,24 @@ use serde_json::Value;
 use crate::chain::{build_dyn, DynControl};
 use crate::control::ConfigError;
 
-/// Every control a `guard` chain (and `portcullis check`) can name, by its policy name.
+/// Every control a `guard` chain can name, by its policy name, in the order a chain usually
+/// runs them.
 pub const NAMES: &[&str] = &[
+    "header_guard",
+    "jwt_auth",
+    "api_key",
+    "csrf",
+    "request_signing",
     "content_type",
     "error_shield",
-    "csrf",
-    "api_key",
-    "payload_crypto",
-    "request_signing",
 ];
 
-/// Build a control from its name and policy; `None` for an unknown name.
+/// Controls that run only as their own module, never in a guard chain.
+/// payload_crypto rewrites bodies (a rewrite ends a chain's body phase, so later members would
+/// not see it) and its ciphers would take guard.wasm past the 1 MiB budget.
+pub const STANDALONE: &[&str] = &["payload_crypto"];
+
+/// Build a chain member from its name and policy; `None` for a name not in [`NAMES`].
 pub fn build_by_name(
     name: &str,
     policy: &Value,
@@ -35,8 +43,9 @@ pub fn build_by_name(
         "error_shield" => build_dyn::<error_shield::ErrorShield>(policy),
         "csrf" => build_dyn::<csrf::Csrf>(policy),
         "api_key" => build_dyn::<api_key::ApiKey>(policy),
-        "payload_crypto" => build_dyn::<payload_crypto::PayloadCrypto>(policy),
         "request_signing" => build_dyn::<request_signing::RequestSigning>(policy),
+        "jwt_auth" => build_dyn::<jwt_auth::JwtAuth>(policy),
+        "header_guard" => build_dyn::<header_guard::HeaderGuard>(policy),
         _ => return None,
     })
 }
@@ -56,6 +65,7 @@ pub fn control_schema(name: &str) -> Option<Value> {
         "payload_crypto" => generator.into_root_schema_for::<payload_crypto::Policy>(),
         "request_signing" => generator.into_root_schema_for::<request_signing::Policy>(),
         "jwt_auth" => generator.into_root_schema_for::<jwt_auth::Policy>(),
+        "header_guard" => generator.into_root_schema_for::<header_guard::Policy>(),
         _ => return None,
     };
     serde_json::to_value(schema).ok()
@@ -78,9 +88,7 @@ pub fn build_module(
     match module.replace('-', "_").as_str() {
         "guard" => Some(build_dyn::<guard::Guard>(policy)),
         "noop" => Some(build_dyn::<noop::Noop>(policy)),
-        // Not a guard member (yet): its verifiers (RSA, P-256, P-384, Ed25519) would take the
-        // guard module past the 1 MiB budget. It runs as its own module, dist/jwt-auth.wasm.
-        "jwt_auth" => Some(build_dyn::<jwt_auth::JwtAuth>(policy)),
+        "payload_crypto" => Some(build_dyn::<payload_crypto::PayloadCrypto>(policy)),
         name => build_by_name(name, policy),
     }
 }

@@ -34,7 +34,9 @@ const USAGE: &str = "usage:
                                         the Content-Digest, Signature-Input and Signature header
                                         fields that sign the request (RFC 9421, hmac-sha256;
                                         the base64 secret is read from environment variable VAR)
-modules: content-type, error-shield, guard";
+  portcullis encrypt|decrypt ...        JWE compact serialization of stdin (see `portcullis encrypt`)
+modules: header-guard, jwt-auth, api-key, csrf, request-signing, content-type, payload-crypto,
+         error-shield, guard";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

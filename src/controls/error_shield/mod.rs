@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::alert::{AlertPolicy, AlertSpec, Alerts};
 use crate::callout::{Callout, CalloutResponse};
-use crate::config::{MatchSpec, RouteTable, Routed};
+use crate::config::{HeaderNames, MatchSpec, RouteTable, Routed};
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::{Rejection, PROBLEM_JSON};
 use crate::request::{RequestView, ResponseView};
@@ -127,8 +127,7 @@ struct Rule {
     status_map: Vec<(u16, u16)>,
     leaks: Vec<(LeakClass, LeakAction, Regex)>,
     max_scan_bytes: usize,
-    remove_exact: Vec<String>,
-    remove_prefix: Vec<String>,
+    remove: HeaderNames,
 }
 
 #[derive(Debug)]
@@ -187,35 +186,13 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
             "must be between 1 and 16777216",
         ));
     }
-    let (mut remove_exact, mut remove_prefix) = (Vec::new(), Vec::new());
-    for (i, h) in spec.remove_headers.iter().enumerate() {
-        let name = h.to_ascii_lowercase();
-        let (base, is_prefix) = match name.strip_suffix('*') {
-            Some(p) => (p.to_string(), true),
-            None => (name, false),
-        };
-        if base.is_empty()
-            || base.starts_with(':')
-            || !base.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        {
-            return Err(ConfigError::new(
-                format!("remove_headers[{i}]"),
-                format!("`{h}` is not a header name"),
-            ));
-        }
-        if is_prefix {
-            remove_prefix.push(base)
-        } else {
-            remove_exact.push(base)
-        }
-    }
+    let remove = HeaderNames::compile(&spec.remove_headers, "remove_headers")?;
     Ok(Rule {
         statuses,
         status_map,
         leaks,
         max_scan_bytes: spec.max_scan_bytes,
-        remove_exact,
-        remove_prefix,
+        remove,
     })
 }
 
@@ -235,20 +212,7 @@ impl Rule {
     }
 
     fn header_removals(&self, resp: &ResponseView) -> Vec<HeaderOp> {
-        let mut names: Vec<&str> = resp
-            .headers
-            .iter()
-            .map(|(k, _)| k.as_str())
-            .filter(|k| {
-                self.remove_exact.iter().any(|e| e == k)
-                    || self.remove_prefix.iter().any(|p| k.starts_with(p.as_str()))
-            })
-            .collect();
-        names.dedup();
-        names
-            .into_iter()
-            .map(|k| HeaderOp::Remove(k.to_string()))
-            .collect()
+        self.remove.removals(&resp.headers)
     }
 }
 

@@ -944,29 +944,29 @@ fn strict_json_refuses_duplicate_members_at_any_depth() {
 }
 
 #[test]
-fn jwt_auth_is_its_own_module_not_a_guard_member() {
-    // `portcullis check` and the schema know the module …
+fn jwt_auth_runs_as_its_own_module_and_in_a_guard_chain() {
     let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
         "jwks": jwks(&[jwk_oct(SECRET, "h1")])}], "default": {}});
-    let c = crate::controls::build_module("jwt-auth", &p)
-        .unwrap()
-        .unwrap();
     let store = MemoryStore::default();
     let env = Env {
         now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
         store: &store,
     };
     let req = RequestView::new("GET", "/x", &[]).unwrap();
-    assert_eq!(code(&c.on_request(&req, &env)), "jwt.missing");
+    let g = json!({"chain": ["jwt_auth"], "jwt_auth": p.clone()});
+    for (module, policy) in [("jwt-auth", &p), ("guard", &g)] {
+        let c = crate::controls::build_module(module, policy)
+            .unwrap()
+            .unwrap();
+        assert_eq!(code(&c.on_request(&req, &env)), "jwt.missing", "{module}");
+    }
     let Some(Err(e)) = crate::controls::build_module("jwt-auth", &json!({"providers": []})) else {
         panic!("an invalid policy must fail");
     };
     assert_eq!(e.path, "providers");
-    // … but a guard chain does not take it (its verifiers would push guard.wasm past 1 MiB).
-    assert!(!crate::controls::NAMES.contains(&"jwt_auth"));
-    let g = json!({"chain": ["jwt_auth"], "jwt_auth": p});
-    assert!(matches!(
-        crate::controls::build_module("guard", &g),
-        Some(Err(_))
-    ));
+    let g = json!({"chain": ["jwt_auth"], "jwt_auth": {"providers": []}});
+    let Some(Err(e)) = crate::controls::build_module("guard", &g) else {
+        panic!("an invalid member policy must fail");
+    };
+    assert_eq!(e.path, "jwt_auth.providers");
 }

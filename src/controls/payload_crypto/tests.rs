@@ -1051,42 +1051,18 @@ fn key_material_is_never_printed() {
 }
 
 #[test]
-fn in_a_guard_chain_responses_are_still_encrypted() {
-    // The chain hands members copies of the request: the key is resolved again on the
-    // response rather than read from a note that did not survive.
+fn a_guard_chain_refuses_it_by_name() {
+    // It runs as its own module: a body rewrite would end the chain's body phase.
     use crate::controls::guard::Guard;
     let json = format!(
         r#"{{"chain": ["payload_crypto"], "payload_crypto": {}}}"#,
         policy()
     );
-    let g = configure::<Guard>(json.as_bytes()).unwrap();
-    let store = MemoryStore::default();
-    let env = env_at(&store, at(0));
-    let req = RequestView::new("GET", "/mine", &[("x-jwt-sub", "client-kw")]).unwrap();
-    g.on_request(&req, &env);
-    let resp = ResponseView {
-        status: 200,
-        headers: vec![("content-type".into(), b"text/plain".to_vec())],
-    };
-    assert!(matches!(
-        g.on_response(&req, &resp, &env),
-        Verdict::NeedBody { .. }
-    ));
-    let v = g.on_response_body(&req, &resp, Some(b"secret"), &env);
-    let (_, _, body) = replaced(&v);
-    let p = jwe::parse(std::str::from_utf8(body).unwrap()).unwrap();
-    assert_eq!(jwe::decrypt(&p, &oct(K256)).unwrap(), b"secret");
-    // Request fields through the chain too.
-    let json = format!(
-        r#"{{"chain": ["payload_crypto"], "payload_crypto": {}}}"#,
-        policy()
-    );
-    let g = configure::<Guard>(json.as_bytes()).unwrap();
-    let mut req =
-        RequestView::new("POST", "/payments", &[("content-type", "application/json")]).unwrap();
-    req.has_body = true;
-    assert!(matches!(g.on_request(&req, &env), Verdict::NeedBody { .. }));
-    let v = g.on_request_body(&req, br#"{"card":{"number":"4111"}}"#, &env);
-    let doc: Value = serde_json::from_slice(replaced(&v).2).unwrap();
-    assert!(doc["card"]["number"].as_str().unwrap().starts_with("eyJ"));
+    let e = configure::<Guard>(json.as_bytes()).err().unwrap();
+    assert_eq!(e.path, "payload_crypto");
+    assert!(e.reason.contains("payload-crypto.wasm"), "{e}");
+    let json = format!(r#"{{"chain": ["payload_crypto"]}}"#);
+    let e = configure::<Guard>(json.as_bytes()).err().unwrap();
+    assert_eq!(e.path, "chain[0]");
+    assert!(e.reason.contains("runs only as its own module"), "{e}");
 }
