@@ -4,7 +4,8 @@
 //! Then native micro-benchmarks of each control's hot path, in ns/op.
 //!
 //! Envoy runs with --concurrency 1 pinned to core 0; wrk and the upstream share core 1.
-//! Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (16).
+//! Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (16); BENCH_DEBUG=1 shows the
+//! first non-2xx answer wrk got.
 
 mod micro;
 #[path = "../../tests/support/mod.rs"]
@@ -48,7 +49,15 @@ fn parse_latency(v: &str) -> f64 {
     num.parse::<f64>().unwrap_or(f64::NAN) * scale
 }
 
-fn run_wrk(url: &str, script: &std::path::Path, seconds: u64, connections: u64) -> Sample {
+/// `first`: where in a variant's single-use request list (signatures) wrk starts, so that the
+/// measured run does not replay what the warm-up sent to the same Envoy.
+fn run_wrk(
+    url: &str,
+    script: &std::path::Path,
+    seconds: u64,
+    connections: u64,
+    first: usize,
+) -> Sample {
     let out = Command::new("taskset")
         .args([
             "-c",
@@ -62,9 +71,14 @@ fn run_wrk(url: &str, script: &std::path::Path, seconds: u64, connections: u64) 
         ])
         .arg(script)
         .arg(url)
+        .env("BENCH_FIRST", first.to_string())
         .output()
         .expect("run wrk (make bench installs it)");
     let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    if !errors.trim().is_empty() {
+        eprintln!("wrk: {}", errors.trim());
+    }
     let mut s = Sample::default();
     for line in text.lines() {
         let l = line.trim();
@@ -131,8 +145,14 @@ fn main() {
             );
             let url = format!("http://{}{}", e.listener, v.path);
             // Warm up (VM JIT, token caches), then measure.
-            run_wrk(&url, &script, 1, connections);
-            let s = run_wrk(&url, &script, seconds, connections);
+            run_wrk(&url, &script, 1, connections, 0);
+            let s = run_wrk(
+                &url,
+                &script,
+                seconds,
+                connections,
+                variants::WARM_UP_REQUESTS,
+            );
             assert_eq!(
                 s.non_2xx, 0,
                 "{}: {} non-2xx responses under load",

@@ -15,6 +15,8 @@ pub struct Variant {
     pub wrk_script: String,
     headers: Vec<(String, String)>,
     body: String,
+    /// Per-request header values wrk cycles through (single-use signatures), after `headers`.
+    rotating: Vec<Vec<(String, String)>>,
 }
 
 impl Variant {
@@ -29,6 +31,7 @@ impl Variant {
             wrk_script: String::new(),
             headers,
             body,
+            rotating: Vec::new(),
         };
         v.wrk_script = v.script();
         v
@@ -53,9 +56,35 @@ impl Variant {
 
     fn script(&self) -> String {
         let mut s = String::from("wrk.method = \"POST\"\n");
+        if std::env::var_os("BENCH_DEBUG").is_some() {
+            // Show the first unexpected answer (a Lua callback per response slows wrk down).
+            s.push_str(
+                "response = function(status, headers, body)\n  if status ~= 200 and not shown then \
+                 shown = true; io.stderr:write(status .. ' ' .. body .. '\\n') end\nend\n",
+            );
+        }
         s.push_str(&format!("wrk.body = {:?}\n", self.body));
         for (k, v) in &self.headers {
             s.push_str(&format!("wrk.headers[{k:?}] = {v:?}\n"));
+        }
+        if !self.rotating.is_empty() {
+            // A Lua function holds at most 65536 constants: add the sets in chunks.
+            s.push_str("local each = {}\n");
+            for chunk in self.rotating.chunks(4096) {
+                s.push_str(";(function()\n  for _, set in ipairs({\n");
+                for set in chunk {
+                    let fields: Vec<String> = set
+                        .iter()
+                        .map(|(k, v)| format!("[{k:?}] = {v:?}"))
+                        .collect();
+                    s.push_str(&format!("    {{{}}},\n", fields.join(", ")));
+                }
+                s.push_str("  }) do each[#each + 1] = set end\nend)()\n");
+            }
+            s.push_str(
+                "local i = tonumber(os.getenv(\"BENCH_FIRST\") or \"0\")\nrequest = function()\n  i = i % #each + 1\n  \
+                 for k, v in pairs(each[i]) do wrk.headers[k] = v end\n  return wrk.format()\nend\n",
+            );
         }
         s
     }
@@ -110,6 +139,8 @@ pub fn all() -> Vec<Variant> {
     ]
     .into_iter()
     .chain(jwt_variants())
+    .chain(four_controls())
+    .chain(csrf_variants())
     .collect()
 }
 
@@ -156,5 +187,120 @@ fn jwt_variants() -> Vec<Variant> {
         Variant::new("jwt-auth.wasm ES256 cache off")
             .wasm("jwt-auth", &policy(0))
             .header("authorization", &auth),
+    ]
+}
+
+/// More than a warm-up second sends at the rates seen here, and more than a 5 s run sends after it.
+pub const WARM_UP_REQUESTS: usize = 20_000;
+const SIGNED_REQUESTS: usize = 100_000;
+
+/// The issue's four controls: header-guard, jwt-auth (ES256, cache on), content-type and
+/// request-signing, as four wasm filters (four VMs) and as one guard chain (one VM). The
+/// request carries a valid token and an RFC 9421 signature over method, path, content type and
+/// body digest with a single-use nonce: wrk cycles through as many signatures as a run can
+/// send, made when the bench starts (so they are accepted for an hour, not 300 s).
+fn four_controls() -> Vec<Variant> {
+    use portcullis::signing::{self, Message, SignRequest};
+    let iss = "https://idp.example";
+    let key = jwt::es256("bench");
+    let keys = jwt::jwks(&[jwt::jwk_es256(&key, "bench")]);
+    let token = jwt::sign_es256(
+        &key,
+        &serde_json::json!({"iss": iss, "sub": "bench", "aud": "orders",
+                            "iat": jwt::now(), "exp": jwt::now() + 86_400}),
+    );
+    let jwt_policy = serde_json::json!({
+        "providers": [{"name": "idp", "issuer": iss, "audiences": ["orders"],
+                       "algorithms": ["ES256"], "jwks": keys}],
+        "default": {}
+    });
+    const SECRET: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+    const COVERED: &[&str] = &["@method", "@path", "content-type", "content-digest"];
+    let signing_policy = serde_json::json!({
+        "keys": [{"keyid": "bench", "secret": SECRET}],
+        "window_secs": 3600, "nonce_capacity": 200000,
+        "default": {"components": COVERED}
+    });
+    let probe = Variant::new("");
+    let headers: Vec<(String, Vec<u8>)> = probe
+        .headers
+        .iter()
+        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
+        .collect();
+    let msg = Message {
+        method: "POST",
+        scheme: "http",
+        authority: "localhost",
+        target: &probe.path,
+        headers: &headers,
+    };
+    let secret = signing::decode_secret(SECRET).expect("base64 secret");
+    // `created` is spread over the last 50 minutes: the replay cache is sized per time slot
+    // (nonce_capacity over the window), as real clients' signatures are spread over time.
+    let sign = |i: usize| {
+        let age = (i * 3000 / SIGNED_REQUESTS) as u64;
+        let mut req = SignRequest::new("bench", jwt::now() - age, COVERED);
+        req.nonce = signing::random_nonce();
+        let signed = signing::sign(&msg, Some(probe.body.as_bytes()), &secret, &req)
+            .expect("sign the request");
+        signed
+            .headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v))
+            .collect::<Vec<_>>()
+    };
+    // The 1 s warm-up uses the first WARM_UP_REQUESTS, the run what follows (each Envoy starts
+    // with an empty replay cache).
+    let rotating: Vec<Vec<(String, String)>> = (0..SIGNED_REQUESTS).map(sign).collect();
+    let with_auth = |v: Variant| {
+        let mut v = v.header("authorization", &format!("Bearer {token}"));
+        // The probe's own signature; wrk's come from `rotating`.
+        for (k, val) in sign(0) {
+            v = v.header(&k, &val);
+        }
+        v.rotating = rotating.clone();
+        v.wrk_script = v.script();
+        v
+    };
+    let header_guard = "{}";
+    let guard = serde_json::json!({
+        "chain": ["header_guard", "jwt_auth", "content_type", "request_signing"],
+        "header_guard": serde_json::from_str::<Value>(header_guard).expect("json"),
+        "jwt_auth": jwt_policy,
+        "content_type": serde_json::from_str::<Value>(CONTENT_TYPE).expect("json"),
+        "request_signing": signing_policy
+    });
+    vec![
+        with_auth(
+            Variant::new("4 modules (4 VMs)")
+                .wasm("header-guard", header_guard)
+                .wasm("jwt-auth", &jwt_policy.to_string())
+                .wasm("content-type", CONTENT_TYPE)
+                .wasm("request-signing", &signing_policy.to_string()),
+        ),
+        with_auth(Variant::new("guard: same 4 controls (1 VM)").wasm("guard", &guard.to_string())),
+    ]
+}
+
+/// Envoy's native csrf filter against the csrf module with the policy that decides like it
+/// (tests/csrf.rs checks that request by request): a cross-origin POST from an allowed origin.
+fn csrf_variants() -> Vec<Variant> {
+    let native = serde_json::json!({
+        "name": "envoy.filters.http.csrf",
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.csrf.v3.CsrfPolicy",
+            "filter_enabled": {"default_value": {"numerator": 100, "denominator": "HUNDRED"}},
+            "additional_origins": [{"exact": "app.example.com"}]
+        }
+    });
+    let policy = r#"{"default": {"allowed_origins": ["https://app.example.com", "http://app.example.com"],
+                                 "fetch_metadata": false}}"#;
+    vec![
+        Variant::new("csrf native")
+            .native(native)
+            .header("origin", "https://app.example.com"),
+        Variant::new("csrf.wasm")
+            .wasm("csrf", policy)
+            .header("origin", "https://app.example.com"),
     ]
 }
