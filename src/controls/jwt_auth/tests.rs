@@ -970,3 +970,45 @@ fn jwt_auth_runs_as_its_own_module_and_in_a_guard_chain() {
     };
     assert_eq!(e.path, "jwt_auth.providers");
 }
+
+/// Review finding: a second, different token at another place an accepted provider reads was
+/// ignored (only the first was verified) and reached the upstream unverified next to the
+/// verified one. Two different credentials are refused, as two in one place are.
+#[test]
+fn a_second_different_token_at_another_place_is_refused_not_ignored() {
+    let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
+        "jwks": jwks(&[jwk_oct(SECRET, "h1")]),
+        "from": [{"header": "authorization"}, {"cookie": "session"}]}],
+        "default": {}});
+    let c = build(&p);
+    let good = hs256(
+        SECRET,
+        None,
+        &json!({"iss": "hs", "sub": "alice", "exp": NOW + 60}),
+    );
+    let forged = hs256(
+        b"not the secret, not the secret!!",
+        None,
+        &json!({"iss": "hs", "sub": "admin"}),
+    );
+    let auth = format!("Bearer {good}");
+    let cookie = format!("session={forged}");
+    let v = at(
+        &c,
+        NOW,
+        "GET",
+        "/x",
+        &[("authorization", &auth), ("cookie", &cookie)],
+    );
+    assert_eq!(code(&v), "jwt.malformed");
+    // The same token in both places is one credential.
+    let cookie = format!("session={good}");
+    let v = at(
+        &c,
+        NOW,
+        "GET",
+        "/x",
+        &[("authorization", &auth), ("cookie", &cookie)],
+    );
+    assert!(!v.is_deny(), "{v:?}");
+}
