@@ -953,6 +953,12 @@ impl Control for JwtAuth {
             .iter()
             .map(|h| HeaderOp::Remove(h.clone()))
             .collect();
+        // CGI, PHP, WSGI and Rack read `x_jwt_sub` as `x-jwt-sub`: strip that spelling too.
+        for (k, _) in req.fields() {
+            if k.contains('_') && self.forwarded.contains(&k.replace('_', "-")) {
+                ops.push(HeaderOp::Remove(k.clone()));
+            }
+        }
         let Some(raw) = token else {
             if rule.anonymous {
                 return pass(ops);

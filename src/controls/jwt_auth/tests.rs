@@ -1012,3 +1012,28 @@ fn a_second_different_token_at_another_place_is_refused_not_ignored() {
     );
     assert!(!v.is_deny(), "{v:?}");
 }
+
+/// Review finding: CGI, PHP, WSGI and Rack read `x_jwt_sub` as `x-jwt-sub` (`HTTP_X_JWT_SUB`)
+/// and Envoy forwards underscores by default, so the spelling with `_` of a forwarded claim
+/// header is stripped too, with a token and on anonymous routes.
+#[test]
+fn claim_headers_spelt_with_underscores_are_stripped_too() {
+    let f = fixture();
+    let removes = |v: &Verdict, name: &str| {
+        ops(v)
+            .iter()
+            .any(|o| matches!(o, HeaderOp::Remove(k) if k == name))
+    };
+    let v = at(&f.c, NOW, "GET", "/public", &[("x_jwt_sub", "admin")]);
+    assert!(removes(&v, "x_jwt_sub"), "{v:?}");
+    let auth = format!("Bearer {}", sign_es256(&f.es, &claims(ES)));
+    let v = at(
+        &f.c,
+        NOW,
+        "GET",
+        "/x",
+        &[("authorization", &auth), ("x_user_email", "root@example")],
+    );
+    assert!(removes(&v, "x_user_email"), "{v:?}");
+    assert_eq!(set(&v, "x-jwt-sub").as_deref(), Some("alice"));
+}
