@@ -992,24 +992,19 @@ fn a_second_different_token_at_another_place_is_refused_not_ignored() {
         &json!({"iss": "hs", "sub": "admin"}),
     );
     let auth = format!("Bearer {good}");
-    let cookie = format!("session={forged}");
-    let v = at(
-        &c,
-        NOW,
-        "GET",
-        "/x",
-        &[("authorization", &auth), ("cookie", &cookie)],
-    );
-    assert_eq!(code(&v), "jwt.malformed");
+    let with_cookie = |t: &str| {
+        let cookie = format!("session={t}");
+        at(
+            &c,
+            NOW,
+            "GET",
+            "/x",
+            &[("authorization", &auth), ("cookie", &cookie)],
+        )
+    };
+    assert_eq!(code(&with_cookie(&forged)), "jwt.malformed");
     // The same token in both places is one credential.
-    let cookie = format!("session={good}");
-    let v = at(
-        &c,
-        NOW,
-        "GET",
-        "/x",
-        &[("authorization", &auth), ("cookie", &cookie)],
-    );
+    let v = with_cookie(&good);
     assert!(!v.is_deny(), "{v:?}");
 }
 
