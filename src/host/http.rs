@@ -344,4 +344,16 @@ impl<C: Control> HttpContext for Http<C> {
             .unwrap_or_default();
         self.response_body_verdict(Some(&body))
     }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        // Trailers end the stream while we still buffer (gRPC, HTTP/2): the last body callback
+        // never had `end_of_stream`, so check what arrived now, or it would pass unchecked.
+        if self.replied || self.resp_body_limit.is_none() {
+            return Action::Continue;
+        }
+        let body = self
+            .get_http_response_body(0, usize::MAX)
+            .unwrap_or_default();
+        self.response_body_verdict(Some(&body))
+    }
 }

@@ -290,8 +290,15 @@ impl ApiKey {
                 path_without_param(&req.raw_path, p),
             ));
         }
-        for h in [&self.client_header, &self.scopes_header, &self.id_header] {
+        let identity = [&self.client_header, &self.scopes_header, &self.id_header];
+        for h in identity {
             ops.push(HeaderOp::Remove(h.clone()));
+        }
+        // CGI, PHP, WSGI and Rack read `x_apikey_id` as `x-apikey-id`: strip that spelling too.
+        for (k, _) in req.fields() {
+            if k.contains('_') && identity.contains(&&k.replace('_', "-")) {
+                ops.push(HeaderOp::Remove(k.clone()));
+            }
         }
         ops
     }

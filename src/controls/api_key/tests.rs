@@ -443,3 +443,20 @@ fn in_a_guard_chain_the_grace_headers_still_reach_the_response() {
     };
     assert_eq!(set(&ops, "sunset"), Some(http_date(T0 + 10 * DAY)));
 }
+
+/// Review finding: CGI, PHP, WSGI and Rack read `x_apikey_client` as `x-apikey-client`
+/// (`HTTP_X_APIKEY_CLIENT`) and Envoy forwards underscores by default, so the spelling with
+/// `_` of an identity header is stripped too.
+#[test]
+fn identity_headers_spelt_with_underscores_are_stripped_too() {
+    let c = control(r#", "default": {"optional": true}"#);
+    let spoof = [("x_apikey_client", "admin"), ("x_apikey-scopes", "admin:*")];
+    for headers in [
+        spoof.to_vec(),
+        [&spoof[..], &[("x-api-key", "pk_beta")]].concat(),
+    ] {
+        let o = ops(run(&c, "GET", "/", &headers));
+        assert!(removes(&o, "x_apikey_client"), "{o:?}");
+        assert!(removes(&o, "x_apikey-scopes"), "{o:?}");
+    }
+}

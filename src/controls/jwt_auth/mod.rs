@@ -915,8 +915,9 @@ impl Control for JwtAuth {
                 "no rule allows this request",
             ));
         }
-        // The first token found at a place of an accepted provider, and the providers that
-        // read it from where it was (a token is only matched to a provider that looks there).
+        // The token found at the places of the accepted providers (a different second one is
+        // refused), and the providers that read it from where it was (a token is only matched
+        // to a provider that looks there).
         let mut token: Option<String> = None;
         let mut readers: Vec<usize> = Vec::new();
         for &i in &rule.providers {
@@ -930,8 +931,17 @@ impl Control for JwtAuth {
                             token = Some(t);
                             readers.push(i);
                         }
-                        Some(first) if *first == t && !readers.contains(&i) => readers.push(i),
-                        Some(_) => {}
+                        Some(first) if *first == t => {
+                            if !readers.contains(&i) {
+                                readers.push(i);
+                            }
+                        }
+                        // A different token elsewhere would reach the upstream unverified.
+                        Some(_) => {
+                            return Verdict::Deny(self.reject(Failure::Malformed(
+                                "the request carries more than one credential",
+                            )))
+                        }
                     },
                     Ok(None) => {}
                     Err(f) => return Verdict::Deny(self.reject(f)),
@@ -943,6 +953,12 @@ impl Control for JwtAuth {
             .iter()
             .map(|h| HeaderOp::Remove(h.clone()))
             .collect();
+        // CGI, PHP, WSGI and Rack read `x_jwt_sub` as `x-jwt-sub`: strip that spelling too.
+        for (k, _) in req.fields() {
+            if k.contains('_') && self.forwarded.contains(&k.replace('_', "-")) {
+                ops.push(HeaderOp::Remove(k.clone()));
+            }
+        }
         let Some(raw) = token else {
             if rule.anonymous {
                 return pass(ops);

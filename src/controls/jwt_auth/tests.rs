@@ -970,3 +970,65 @@ fn jwt_auth_runs_as_its_own_module_and_in_a_guard_chain() {
     };
     assert_eq!(e.path, "jwt_auth.providers");
 }
+
+/// Review finding: a second, different token at another place an accepted provider reads was
+/// ignored (only the first was verified) and reached the upstream unverified next to the
+/// verified one. Two different credentials are refused, as two in one place are.
+#[test]
+fn a_second_different_token_at_another_place_is_refused_not_ignored() {
+    let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
+        "jwks": jwks(&[jwk_oct(SECRET, "h1")]),
+        "from": [{"header": "authorization"}, {"cookie": "session"}]}],
+        "default": {}});
+    let c = build(&p);
+    let good = hs256(
+        SECRET,
+        None,
+        &json!({"iss": "hs", "sub": "alice", "exp": NOW + 60}),
+    );
+    let forged = hs256(
+        b"not the secret, not the secret!!",
+        None,
+        &json!({"iss": "hs", "sub": "admin"}),
+    );
+    let auth = format!("Bearer {good}");
+    let with_cookie = |t: &str| {
+        let cookie = format!("session={t}");
+        at(
+            &c,
+            NOW,
+            "GET",
+            "/x",
+            &[("authorization", &auth), ("cookie", &cookie)],
+        )
+    };
+    assert_eq!(code(&with_cookie(&forged)), "jwt.malformed");
+    // The same token in both places is one credential.
+    let v = with_cookie(&good);
+    assert!(!v.is_deny(), "{v:?}");
+}
+
+/// Review finding: CGI, PHP, WSGI and Rack read `x_jwt_sub` as `x-jwt-sub` (`HTTP_X_JWT_SUB`)
+/// and Envoy forwards underscores by default, so the spelling with `_` of a forwarded claim
+/// header is stripped too, with a token and on anonymous routes.
+#[test]
+fn claim_headers_spelt_with_underscores_are_stripped_too() {
+    let f = fixture();
+    let removes = |v: &Verdict, name: &str| {
+        ops(v)
+            .iter()
+            .any(|o| matches!(o, HeaderOp::Remove(k) if k == name))
+    };
+    let v = at(&f.c, NOW, "GET", "/public", &[("x_jwt_sub", "admin")]);
+    assert!(removes(&v, "x_jwt_sub"), "{v:?}");
+    let auth = format!("Bearer {}", sign_es256(&f.es, &claims(ES)));
+    let v = at(
+        &f.c,
+        NOW,
+        "GET",
+        "/x",
+        &[("authorization", &auth), ("x_user_email", "root@example")],
+    );
+    assert!(removes(&v, "x_user_email"), "{v:?}");
+    assert_eq!(set(&v, "x-jwt-sub").as_deref(), Some("alice"));
+}

@@ -1061,7 +1061,7 @@ fn a_guard_chain_refuses_it_by_name() {
     let e = configure::<Guard>(json.as_bytes()).err().unwrap();
     assert_eq!(e.path, "payload_crypto");
     assert!(e.reason.contains("payload-crypto.wasm"), "{e}");
-    let json = format!(r#"{{"chain": ["payload_crypto"]}}"#);
+    let json = r#"{"chain": ["payload_crypto"]}"#.to_string();
     let e = configure::<Guard>(json.as_bytes()).err().unwrap();
     assert_eq!(e.path, "chain[0]");
     assert!(e.reason.contains("runs only as its own module"), "{e}");
