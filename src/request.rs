@@ -42,7 +42,10 @@ impl RequestView {
                 .map(|(_, v)| String::from_utf8_lossy(v).into_owned())
                 .unwrap_or_default()
         };
-        let method = pseudo(":method");
+        // Methods are case-sensitive on the wire (RFC 9110 §9.1), but Django, Werkzeug, Rack and
+        // others upper-case them: `post` sent over HTTP/2 must meet the rules written for POST,
+        // or it would slip past them to the default rule.
+        let method = pseudo(":method").to_ascii_uppercase();
         let raw_path = pseudo(":path");
         let authority = pseudo(":authority");
         let scheme = pseudo(":scheme");
@@ -188,6 +191,12 @@ mod tests {
         assert_eq!(r.query.as_deref(), Some("x=1"));
         assert_eq!(r.header("content-type"), Some("a/b"));
         assert_eq!(r.fields().count(), 1);
+    }
+
+    #[test]
+    fn a_lower_case_method_meets_the_rules_for_its_upper_case_form() {
+        let r = RequestView::new("post", "/orders", &[]).unwrap();
+        assert_eq!(r.method, "POST");
     }
 
     #[test]
