@@ -67,6 +67,7 @@ run: setup build
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build build-fault
 	cargo test --lib --bins --tests
+	cargo test --doc
 	# The benchmarks are programs (harness = false): compile them, never run them here.
 	cargo build --benches
 
