@@ -2,8 +2,9 @@
 //!
 //! `/./orders`, `//orders` and `/%6Frders` must all match a rule for `/orders`. We decode
 //! %-encoded unreserved characters (RFC 3986 §2.3), upper-case the remaining escapes (§6.2.2.1),
-//! merge repeated slashes and remove dot-segments (§5.2.4). Encoded slashes (`%2F`) and
-//! backslashes stay encoded: they are data, not separators, as Envoy keeps them by default.
+//! merge repeated slashes, drop `;` path parameters and remove dot-segments (§5.2.4). Encoded
+//! slashes (`%2F`) and backslashes stay encoded: they are data, not separators, as Envoy keeps
+//! them by default.
 
 use std::fmt;
 
@@ -107,7 +108,10 @@ fn remove_dot_segments(path: &str) -> String {
     let last = segments.len().saturating_sub(1);
     let mut trailing_slash = false;
     for (i, seg) in segments.iter().enumerate() {
-        match *seg {
+        // Path parameters (`/admin;jsessionid=1`, `/a/..;/admin`) are dropped: Tomcat, Jetty and
+        // Spring route by the segment before the `;`, so a rule for `/admin` must see `/admin`.
+        let seg = seg.split(';').next().unwrap_or_default();
+        match seg {
             "." | "" => trailing_slash = i == last,
             ".." => {
                 out.pop();
@@ -149,6 +153,20 @@ mod tests {
             ("/../../orders", "/orders"),
             ("/a/..//b", "/b"),
             ("/a/...", "/a/..."),
+        ];
+        for (input, want) in cases {
+            assert_eq!(normalize(input).unwrap(), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn path_parameters_are_dropped_as_servlet_containers_do() {
+        let cases = [
+            ("/admin;jsessionid=1", "/admin"),
+            ("/admin;x=1/users;y", "/admin/users"),
+            ("/public/..;/admin", "/admin"),
+            ("/;x/orders", "/orders"),
+            ("/a%3Bb", "/a%3Bb"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input).unwrap(), want, "{input}");
