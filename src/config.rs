@@ -278,7 +278,10 @@ mod tests {
         ))
         .unwrap();
         assert!(m.matches(&req("POST", "/v2/orders")));
-        assert!(m.matches(&req("post", "/v2/orders")), "what upstreams read as POST");
+        assert!(
+            m.matches(&req("post", "/v2/orders")),
+            "what upstreams read as POST"
+        );
         assert!(!m.matches(&req("POST", "/v2/orders/1")));
         assert!(!m.matches(&req("GET", "/v2/orders")));
     }

@@ -339,10 +339,13 @@ impl<C: Control> HttpContext for Http<C> {
         if !end_of_stream {
             return Action::Pause;
         }
-        let body = self
-            .get_http_response_body(0, body_size)
-            .unwrap_or_default();
-        self.response_body_verdict(Some(&body))
+        match self.get_http_response_body(0, body_size) {
+            Some(body) => self.response_body_verdict(Some(&body)),
+            None if body_size == 0 => self.response_body_verdict(Some(&[])),
+            // A buffered body the host cannot hand over is treated as one too large to inspect
+            // (a control that must not let it pass denies it), never as an empty one.
+            None => self.response_body_verdict(None),
+        }
     }
 
     fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
