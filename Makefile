@@ -97,14 +97,16 @@ oci: build
 soak: setup build
 	cargo bench --bench soak
 
-## fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each, nightly toolchain
+## fuzz: every cargo-fuzz target for FUZZ_SECONDS (default 60) each, nightly toolchain; starts
+## from the committed seeds (fuzz/seeds/<target>/), grows fuzz/corpus/<target>/ (not committed)
 FUZZ_SECONDS ?= 60
 FUZZ_TARGETS = $(basename $(notdir $(wildcard fuzz/fuzz_targets/*.rs)))
 fuzz:
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@for t in $(FUZZ_TARGETS); do \
 	  echo "== fuzz $$t ($(FUZZ_SECONDS) s)"; \
-	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; \
+	  mkdir -p fuzz/corpus/$$t; \
+	  (cd fuzz && cargo +nightly fuzz run $$t corpus/$$t seeds/$$t -- -max_total_time=$(FUZZ_SECONDS) -max_len=65536) || exit 1; \
 	done
 
 lint:
