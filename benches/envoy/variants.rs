@@ -280,6 +280,32 @@ fn four_controls() -> Vec<Variant> {
         ),
         with_auth(Variant::new("guard: same 4 controls (1 VM)").wasm("guard", &guard.to_string())),
     ]
+    .into_iter()
+    .chain(guard_prefixes(&guard).into_iter().map(with_auth))
+    .collect()
+}
+
+/// Where guard's time goes: the same chain cut after its first 1, 2 and 3 members.
+fn guard_prefixes(guard: &Value) -> Vec<Variant> {
+    let chain: Vec<String> = guard["chain"]
+        .as_array()
+        .map(|c| {
+            c.iter()
+                .filter_map(|n| n.as_str().map(String::from))
+                .collect()
+        })
+        .unwrap_or_default();
+    (1..chain.len())
+        .map(|n| {
+            let members = chain.get(..n).unwrap_or_default();
+            let mut policy = serde_json::json!({"chain": members});
+            for m in members {
+                policy[m] = guard[m].clone();
+            }
+            Variant::new(&format!("guard: {}", members.join(" + ")))
+                .wasm("guard", &policy.to_string())
+        })
+        .collect()
 }
 
 /// Envoy's native csrf filter against the csrf module with the policy that decides like it
