@@ -235,6 +235,67 @@ impl HeaderNames {
     }
 }
 
+/// Scopes a rule requires (jwt-auth, api-key): every one of `all`, and one of `any` when `any`
+/// is not empty.
+#[derive(Debug, Clone, Default)]
+pub struct RequiredScopes {
+    pub all: Vec<String>,
+    pub any: Vec<String>,
+}
+
+/// Which requirement a credential's scopes fall short of (`all` is checked first).
+#[derive(Debug, PartialEq, Eq)]
+pub enum ScopeShortfall<'a> {
+    All(&'a [String]),
+    Any(&'a [String]),
+}
+
+impl RequiredScopes {
+    /// From a rule's `scopes_all` / `scopes_any`; errors are placed at those fields.
+    pub fn compile(all: &[String], any: &[String]) -> Result<Self, ConfigError> {
+        check_scope_tokens("scopes_all", all)?;
+        check_scope_tokens("scopes_any", any)?;
+        Ok(RequiredScopes {
+            all: all.to_vec(),
+            any: any.to_vec(),
+        })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.all.is_empty() && self.any.is_empty()
+    }
+
+    /// What is missing, given whether the credential holds a scope.
+    pub fn shortfall(&self, has: impl Fn(&str) -> bool) -> Option<ScopeShortfall<'_>> {
+        if !self.all.iter().all(|s| has(s)) {
+            return Some(ScopeShortfall::All(&self.all));
+        }
+        if !self.any.is_empty() && !self.any.iter().any(|s| has(s)) {
+            return Some(ScopeShortfall::Any(&self.any));
+        }
+        None
+    }
+}
+
+/// Every entry must be an RFC 6749 §3.3 scope-token (`1*( %x21 / %x23-5B / %x5D-7E )`) without
+/// a comma: forwarded scope lists are comma- or space-joined, so a comma would split a scope.
+pub fn check_scope_tokens(field: &str, scopes: &[String]) -> Result<(), ConfigError> {
+    for (i, s) in scopes.iter().enumerate() {
+        let token = !s.is_empty()
+            && s.bytes()
+                .all(|b| b == 0x21 || ((0x23..=0x7e).contains(&b) && b != 0x5c && b != b','));
+        if !token {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!(
+                    "`{s}` is not a scope token (RFC 6749 §3.3: no spaces, quotes, backslashes or commas)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -245,6 +306,29 @@ mod tests {
 
     fn req(method: &str, path: &str) -> RequestView {
         RequestView::new(method, path, &[]).unwrap()
+    }
+
+    #[test]
+    fn required_scopes_all_then_any() {
+        let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let r = RequiredScopes::compile(&v(&["a", "b"]), &v(&["x", "y"])).unwrap();
+        let holds = |held: &'static [&'static str]| move |s: &str| held.contains(&s);
+        assert_eq!(r.shortfall(holds(&["a", "b", "y"])), None);
+        assert_eq!(
+            r.shortfall(holds(&["a", "y"])),
+            Some(ScopeShortfall::All(&r.all))
+        );
+        assert_eq!(
+            r.shortfall(holds(&["a", "b"])),
+            Some(ScopeShortfall::Any(&r.any))
+        );
+        assert_eq!(RequiredScopes::default().shortfall(holds(&[])), None);
+        let e = RequiredScopes::compile(&v(&["ok", "a b"]), &[]).unwrap_err();
+        assert_eq!(e.path, "scopes_all[1]");
+        for bad in ["q\"x", "a,b", ""] {
+            let e = RequiredScopes::compile(&[], &v(&[bad])).unwrap_err();
+            assert_eq!(e.path, "scopes_any[0]", "{bad:?}");
+        }
     }
 
     #[test]

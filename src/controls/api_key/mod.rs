@@ -20,7 +20,9 @@ use std::time::UNIX_EPOCH;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use crate::config::{MatchSpec, RouteTable, Routed};
+use crate::config::{
+    check_scope_tokens, MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall,
+};
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
@@ -137,8 +139,7 @@ struct Key {
 
 #[derive(Debug)]
 struct Rule {
-    scopes_all: Vec<String>,
-    scopes_any: Vec<String>,
+    scopes: RequiredScopes,
     optional: bool,
 }
 
@@ -191,18 +192,6 @@ fn is_header_name(s: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
 }
 
-fn check_scopes(field: &str, scopes: &[String]) -> Result<(), ConfigError> {
-    for (i, s) in scopes.iter().enumerate() {
-        if !is_name(s) {
-            return Err(ConfigError::new(
-                format!("{field}[{i}]"),
-                format!("`{s}` is not a scope name (no spaces, commas or quotes)"),
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn compile_key(k: &KeySpec) -> Result<(Key, [u8; 32]), ConfigError> {
     if !is_name(&k.id) {
         return Err(ConfigError::new(
@@ -222,7 +211,7 @@ fn compile_key(k: &KeySpec) -> Result<(Key, [u8; 32]), ConfigError> {
             "must be the SHA-256 of the key as 64 hex digits (never the key itself)",
         )
     })?;
-    check_scopes("scopes", &k.scopes)?;
+    check_scope_tokens("scopes", &k.scopes)?;
     let when = |field: &str, v: &Option<String>| {
         v.as_deref()
             .map(parse_rfc3339)
@@ -255,11 +244,8 @@ fn compile_key(k: &KeySpec) -> Result<(Key, [u8; 32]), ConfigError> {
 }
 
 fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
-    check_scopes("scopes_all", &spec.scopes_all)?;
-    check_scopes("scopes_any", &spec.scopes_any)?;
     Ok(Rule {
-        scopes_all: spec.scopes_all.clone(),
-        scopes_any: spec.scopes_any.clone(),
+        scopes: RequiredScopes::compile(&spec.scopes_all, &spec.scopes_any)?,
         optional: spec.optional,
     })
 }
@@ -416,21 +402,16 @@ impl Control for ApiKey {
                 req.note(GRACE_NOTE, index as u64 + 1);
             }
         }
-        let has = |s: &String| key.scopes.contains(s);
-        let missing_all = !rule.scopes_all.iter().all(has);
-        let missing_any = !rule.scopes_any.is_empty() && !rule.scopes_any.iter().any(has);
-        if missing_all || missing_any {
-            let mut need = Vec::new();
-            if missing_all {
-                need.push(format!("all of: {}", rule.scopes_all.join(" ")));
-            }
-            if missing_any {
-                need.push(format!("one of: {}", rule.scopes_any.join(" ")));
-            }
+        let shortfall = rule.scopes.shortfall(|s| key.scopes.iter().any(|k| k == s));
+        if let Some(missing) = shortfall {
+            let need = match missing {
+                ScopeShortfall::All(l) => format!("all of: {}", l.join(" ")),
+                ScopeShortfall::Any(l) => format!("one of: {}", l.join(" ")),
+            };
             return Verdict::Deny(Rejection::new(
                 403,
                 "api_key.scope",
-                format!("the API key lacks a required scope ({})", need.join("; ")),
+                format!("the API key lacks a required scope ({need})"),
             ));
         }
         let mut ops = self.strip(Some(source), req);

@@ -24,7 +24,7 @@ use self::cache::{Cache, Verified};
 use self::keys::{compile_jwks, KeySet, SigError};
 use self::remote::{parse_uri, Remote, Target, Update};
 use crate::callout::{Callout, CalloutResponse};
-use crate::config::{MatchSpec, RouteTable, Routed};
+use crate::config::{MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall};
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::Rejection;
 use crate::request::RequestView;
@@ -263,8 +263,7 @@ struct Provider {
 #[derive(Debug)]
 struct Rule {
     providers: Vec<usize>,
-    scopes_all: Vec<String>,
-    scopes_any: Vec<String>,
+    scopes: RequiredScopes,
     anonymous: bool,
     deny: bool,
 }
@@ -488,23 +487,6 @@ fn compile_remote(r: &RemoteSpec, issuer: &str) -> Result<Remote, ConfigError> {
     ))
 }
 
-fn check_scope_names(list: &[String], field: &str) -> Result<(), ConfigError> {
-    for (i, s) in list.iter().enumerate() {
-        // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
-        if s.is_empty()
-            || !s
-                .bytes()
-                .all(|b| b == 0x21 || (0x23..=0x7e).contains(&b) && b != 0x5c)
-        {
-            return Err(ConfigError::new(
-                format!("{field}[{i}]"),
-                "not a scope token (RFC 6749 §3.3)",
-            ));
-        }
-    }
-    Ok(())
-}
-
 fn compile_rule(spec: &RuleSpec, names: &[String]) -> Result<Rule, ConfigError> {
     let providers = if spec.providers.is_empty() {
         (0..names.len()).collect()
@@ -522,11 +504,8 @@ fn compile_rule(spec: &RuleSpec, names: &[String]) -> Result<Rule, ConfigError> 
             })
             .collect::<Result<Vec<_>, _>>()?
     };
-    check_scope_names(&spec.scopes_all, "scopes_all")?;
-    check_scope_names(&spec.scopes_any, "scopes_any")?;
-    if spec.deny
-        && (spec.allow_anonymous || !spec.scopes_all.is_empty() || !spec.scopes_any.is_empty())
-    {
+    let scopes = RequiredScopes::compile(&spec.scopes_all, &spec.scopes_any)?;
+    if spec.deny && (spec.allow_anonymous || !scopes.is_empty()) {
         return Err(ConfigError::new(
             "deny",
             "a denying rule takes no scopes and no allow_anonymous",
@@ -534,8 +513,7 @@ fn compile_rule(spec: &RuleSpec, names: &[String]) -> Result<Rule, ConfigError> 
     }
     Ok(Rule {
         providers,
-        scopes_all: spec.scopes_all.clone(),
-        scopes_any: spec.scopes_any.clone(),
+        scopes,
         anonymous: spec.allow_anonymous,
         deny: spec.deny,
     })
@@ -972,21 +950,15 @@ impl Control for JwtAuth {
             Ok(v) => v,
             Err(f) => return Verdict::Deny(self.reject(f)),
         };
-        let has = |s: &String| verified.scopes.iter().any(|g| g == s);
-        let all_ok = rule.scopes_all.iter().all(has);
-        let any_ok = rule.scopes_any.is_empty() || rule.scopes_any.iter().any(has);
-        if !all_ok || !any_ok {
-            let needed = if all_ok {
-                &rule.scopes_any
-            } else {
-                &rule.scopes_all
+        let shortfall = rule
+            .scopes
+            .shortfall(|s| verified.scopes.iter().any(|g| g == s));
+        if let Some(missing) = shortfall {
+            let (scope, detail) = match missing {
+                ScopeShortfall::All(l) => (l.join(" "), "these scopes are required"),
+                ScopeShortfall::Any(l) => (l.join(" "), "one of these scopes is required"),
             };
-            let scope = needed.join(" ");
-            let detail = if all_ok {
-                format!("one of these scopes is required: {scope}")
-            } else {
-                format!("these scopes are required: {scope}")
-            };
+            let detail = format!("{detail}: {scope}");
             return Verdict::Deny(Rejection::new(403, "jwt.scope", detail).with_header(
                 "www-authenticate",
                 self.challenge(
