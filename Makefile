@@ -75,6 +75,9 @@ test: setup build build-fault
 bench: setup build
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib==3.10.8
+	@command -v node >/dev/null || (apt-get update -qq && apt-get install -y -qq nodejs)
+	# The micro-benchmarks again as wasm (the modules' release profile), run under Node's V8.
+	cargo build --release --target $(WASM_TARGET) --example micro
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
 

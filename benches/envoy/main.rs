@@ -1,7 +1,7 @@
 //! `make bench`: Envoy with no filter, Envoy's native filters and portcullis modules, under the
 //! same load, interleaved (A B C … A B C …) so machine drift cancels; medians and ratios to the
 //! no-filter limit go to bench/results.md and bench/results.json (plotted by bench/plot.py).
-//! Then native micro-benchmarks of each control's hot path, in ns/op.
+//! Then micro-benchmarks of each control's hot path, in ns/op, natively and as wasm in V8.
 //!
 //! Envoy runs with --concurrency 1 pinned to core 0; wrk and the upstream share core 1.
 //! Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (16); BENCH_DEBUG=1 shows the
@@ -98,6 +98,37 @@ fn run_wrk(
         String::from_utf8_lossy(&out.stderr)
     );
     s
+}
+
+/// The same micro-benchmarks as a wasm32-wasip1 program (built by `make bench` with the
+/// modules' release profile) under Node's V8: what each hot path costs inside a wasm VM.
+fn micro_in_v8() -> std::collections::BTreeMap<String, f64> {
+    let root = support::repo_root();
+    let wasm = root.join("target/wasm32-wasip1/release/examples/micro.wasm");
+    let out = Command::new("node")
+        .arg("--no-warnings")
+        .arg("--single-threaded")
+        .arg(root.join("bench/wasi.mjs"))
+        .arg(&wasm)
+        .output()
+        .unwrap_or_else(|e| panic!("node (for the wasm micro-benchmarks): {e}"));
+    assert!(
+        out.status.success(),
+        "{} under node failed ({}; `make bench` builds it): {}",
+        wasm.display(),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).unwrap();
+            (
+                v["name"].as_str().unwrap().to_string(),
+                v["ns_per_op"].as_f64().unwrap(),
+            )
+        })
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -207,9 +238,16 @@ fn main() {
         ));
     }
     let micro = micro::run();
-    let mut micro_md = String::from("\n| native hot path | ns/op |\n|---|---:|\n");
+    let in_v8 = micro_in_v8();
+    let mut micro_md = String::from(
+        "\n| hot path | native ns/op | wasm in V8 ns/op | V8 ÷ native |\n|---|---:|---:|---:|\n",
+    );
     for (name, ns) in &micro {
-        micro_md.push_str(&format!("| {name} | {ns:.0} |\n"));
+        let v8 = in_v8.get(name).copied().unwrap_or(f64::NAN);
+        micro_md.push_str(&format!(
+            "| {name} | {ns:.0} | {v8:.0} | {:.1} |\n",
+            v8 / ns
+        ));
     }
     let header = format!(
         "Envoy 1.40 (--concurrency 1, pinned to core 0), wrk -t1 -c{connections} -d{seconds}s on core 1, {rounds} interleaved rounds, medians.\n\n"
@@ -223,7 +261,10 @@ fn main() {
     .unwrap();
     std::fs::write(
         out.join("results.json"),
-        serde_json::to_string_pretty(&json!({"variants": rows, "micro_ns_per_op": micro})).unwrap(),
+        serde_json::to_string_pretty(
+            &json!({"variants": rows, "micro_ns_per_op": micro, "micro_v8_ns_per_op": in_v8}),
+        )
+        .unwrap(),
     )
     .unwrap();
     println!("{header}{md}{sizes}{micro_md}");

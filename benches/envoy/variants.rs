@@ -100,26 +100,6 @@ impl Variant {
     }
 }
 
-/// A realistic JSON order document of about `size` bytes.
-pub fn order_json(size: usize) -> String {
-    let mut items = Vec::new();
-    let mut s = String::new();
-    let mut i = 0;
-    while s.len() < size {
-        items.push(format!(
-            r#"{{"sku":"SKU-{i:05}","qty":{},"price":"{}.99","tags":["a","b"]}}"#,
-            i % 7 + 1,
-            i % 90 + 10
-        ));
-        s = format!(
-            r#"{{"customer":"c-1842","currency":"EUR","items":[{}]}}"#,
-            items.join(",")
-        );
-        i += 1;
-    }
-    s
-}
-
 const CONTENT_TYPE: &str =
     r#"{"default": {"allow": ["application/json"], "max_body_bytes": 65536}}"#;
 const ERROR_SHIELD: &str = r#"{}"#;
@@ -144,8 +124,7 @@ pub fn all() -> Vec<Variant> {
     .collect()
 }
 
-#[path = "../../tests/support/jwt.rs"]
-pub mod jwt;
+pub use crate::micro::{jwt, order_json};
 
 /// jwt-auth against Envoy's native jwt_authn: the same ES256 key and token (wrk sends one
 /// token for the whole run, so "cache off" (`cache_entries: 0`) verifies on every request).

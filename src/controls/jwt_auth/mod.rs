@@ -7,6 +7,7 @@
 //! `exp`). Forwarded claim headers are always removed from the incoming request first.
 
 mod cache;
+mod es256;
 mod keys;
 mod remote;
 mod token;
