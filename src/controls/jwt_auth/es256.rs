@@ -51,12 +51,15 @@ impl Table {
         Table { window, points }
     }
 
-    /// Add `k·P` to `acc`.
-    fn mul_add(&self, k: &Scalar, acc: &mut ProjectivePoint) {
+    /// Add `k·P` to `acc`; `false` only if the table were too short (it never is).
+    fn mul_add(&self, k: &Scalar, acc: &mut ProjectivePoint) -> bool {
         let half = 1usize << (self.window - 1);
         for (i, digit) in signed_digits(&k.to_repr(), self.window).enumerate() {
             if digit != 0 {
-                let point = &self.points[i * half + digit.unsigned_abs() as usize - 1];
+                let at = i * half + digit.unsigned_abs() as usize - 1;
+                let Some(point) = self.points.get(at) else {
+                    return false;
+                };
                 if digit > 0 {
                     *acc += point;
                 } else {
@@ -64,6 +67,7 @@ impl Table {
                 }
             }
         }
+        true
     }
 }
 
@@ -76,11 +80,8 @@ fn windows(window: u32) -> usize {
 /// significant first; `k` is big-endian, as `Scalar::to_repr` gives it.
 fn signed_digits(k: &FieldBytes, window: u32) -> impl Iterator<Item = i32> + '_ {
     let bit = move |i: usize| -> i32 {
-        if i >= 256 {
-            0
-        } else {
-            i32::from((k[31 - i / 8] >> (i % 8)) & 1)
-        }
+        let byte = k.len().checked_sub(1 + i / 8).and_then(|at| k.get(at));
+        byte.map_or(0, |b| i32::from((b >> (i % 8)) & 1))
     };
     let w = window as usize;
     let half = 1i32 << (window - 1);
@@ -132,9 +133,9 @@ impl Es256Key {
         };
         let z = <Scalar as Reduce<FieldBytes>>::reduce(&Sha256::digest(message));
         let mut point = ProjectivePoint::IDENTITY;
-        generator_table().mul_add(&(z * s_inv), &mut point);
-        self.table.mul_add(&(r * s_inv), &mut point);
-        if bool::from(point.is_identity()) {
+        let complete = generator_table().mul_add(&(z * s_inv), &mut point)
+            && self.table.mul_add(&(r * s_inv), &mut point);
+        if !complete || bool::from(point.is_identity()) {
             return false;
         }
         let x = point.to_affine().x();
