@@ -9,7 +9,7 @@ ENVOY := $(VENV)/envoy
 FILTERS := $(notdir $(wildcard filters/*))
 WASM := $(patsubst %,dist/%.wasm,$(FILTERS))
 
-.PHONY: all setup build build-fault run test bench soak fuzz oci schemas lint clean
+.PHONY: all setup build build-fault run test bench profile soak fuzz oci schemas lint clean
 
 all: build
 
@@ -80,6 +80,21 @@ bench: setup build
 	cargo build --release --target $(WASM_TARGET) --example micro
 	cargo bench --bench envoy
 	$(VENV)/bin/python bench/plot.py
+
+## profile: where one bench variant's wasm time goes, outside Envoy (bench/profile.mjs: a
+## proxy-wasm host in Node's V8 replays the variant's requests through modules that keep their
+## function names): make profile VARIANT="guard: same 4 controls"
+VARIANT ?= guard: same 4 controls
+profile: setup
+	CARGO_PROFILE_RELEASE_STRIP=none cargo build --release --target $(WASM_TARGET) --target-dir target/profile $(addprefix -p ,$(filter-out guard,$(FILTERS)))
+	CARGO_PROFILE_RELEASE_GUARD_STRIP=none cargo build --profile release-guard --target $(WASM_TARGET) --target-dir target/profile -p guard
+	@mkdir -p target/profile/dist
+	@for f in $(FILTERS); do \
+	  profile=release; [ $$f = guard ] && profile=release-guard; \
+	  cp target/profile/$(WASM_TARGET)/$$profile/$${f//-/_}.wasm target/profile/dist/$$f.wasm; \
+	done
+	BENCH_DUMP=target/profile/variant.json cargo bench --bench envoy -- "$(VARIANT)"
+	node --no-warnings bench/profile.mjs target/profile/variant.json "$(VARIANT)" 20000 target/profile/dist
 
 ## schemas: regenerate schemas/<module>.json from the policy types
 SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth header-guard

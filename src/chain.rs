@@ -157,17 +157,22 @@ impl Chain {
 
     pub fn on_request(&self, req: &RequestView, env: &Env) -> Verdict {
         let mut merged = Merged::default();
-        let mut view = req.clone();
+        // The request as edited by earlier members; a copy only once a member edits it.
+        let mut edited: Option<RequestView> = None;
         for (i, m) in self.members.iter().enumerate() {
             let before = merged.ops.len();
-            let verdict = m.on_request(&view, env);
-            // Notes a member leaves on the view are the request's, for its later phases.
-            req.notes.replace(view.notes.borrow().clone());
+            let view = edited.as_ref().unwrap_or(req);
+            let verdict = m.on_request(view, env);
+            if let Some(copy) = &edited {
+                // Notes a member leaves on the copy are the request's, for its later phases.
+                req.notes.replace(copy.notes.borrow().clone());
+            }
             if let Some(end) = merged.add(i, verdict) {
                 return end;
             }
             if merged.ops.len() > before {
-                view = view.with_ops(merged.ops.get(before..).unwrap_or_default());
+                let next = view.with_ops(merged.ops.get(before..).unwrap_or_default());
+                edited = Some(next);
             }
         }
         if merged.body_limit.is_some() {
@@ -187,12 +192,18 @@ impl Chain {
             reports,
             ..Merged::default()
         };
-        let view = req.with_ops(&merged.ops);
+        let edited;
+        let view = if merged.ops.is_empty() {
+            req
+        } else {
+            edited = req.with_ops(&merged.ops);
+            &edited
+        };
         for (i, m) in self.members.iter().enumerate() {
             if asked & (1u64 << i) == 0 {
                 continue;
             }
-            let v = m.on_request_body(&view, body, env);
+            let v = m.on_request_body(view, body, env);
             if matches!(v, Verdict::NeedBody { .. }) {
                 return Verdict::Deny(crate::reject::Rejection::new(
                     500,

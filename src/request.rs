@@ -142,6 +142,12 @@ impl RequestView {
                 HeaderOp::Remove(k) => v.headers.retain(|(n, _)| n != k),
             }
         }
+        let pseudo = |op: &HeaderOp| match op {
+            HeaderOp::Set(k, _) | HeaderOp::Add(k, _) | HeaderOp::Remove(k) => k.starts_with(':'),
+        };
+        if !ops.iter().any(pseudo) {
+            return v;
+        }
         if let Ok(fresh) = RequestView::from_headers(v.headers.clone()) {
             // Pseudo-headers may have changed (`:path` without an API-key query parameter).
             let (has_body, notes, held) = (v.has_body, v.notes.clone(), v.held.clone());

@@ -142,7 +142,6 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 3);
     let seconds = env_or("BENCH_SECONDS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 16);
-    let up = upstream::FastUpstream::start();
     let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
@@ -151,6 +150,13 @@ fn main() {
         .iter()
         .filter(|v| filter.as_deref().is_none_or(|f| v.name.contains(f)))
         .collect();
+    if let Ok(path) = std::env::var("BENCH_DUMP") {
+        // `make profile`: the chosen variants' modules, policies and requests, nothing run.
+        let dump: Vec<serde_json::Value> = chosen.iter().map(|v| v.dump()).collect();
+        std::fs::write(&path, serde_json::to_string(&dump).unwrap()).unwrap();
+        return;
+    }
+    let up = upstream::FastUpstream::start();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); chosen.len()];
     let mut rss: Vec<Option<u64>> = vec![None; chosen.len()];
     for round in 1..=rounds {

@@ -89,6 +89,14 @@ impl Variant {
         s
     }
 
+    /// Everything `bench/profile.mjs` needs to replay this variant outside Envoy.
+    pub fn dump(&self) -> Value {
+        serde_json::json!({
+            "name": self.name, "path": self.path, "body": self.body,
+            "wasm": self.wasm, "headers": self.headers, "rotating": self.rotating,
+        })
+    }
+
     /// The benchmark request, sent once through the harness client.
     pub fn probe(&self, e: &Envoy) -> Response {
         let h: Vec<(&str, &str)> = self
