@@ -142,8 +142,6 @@ fn main() {
     let rounds = env_or("BENCH_ROUNDS", 3);
     let seconds = env_or("BENCH_SECONDS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 16);
-    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
 
     let all = variants::all();
     let chosen: Vec<&variants::Variant> = all
@@ -156,6 +154,8 @@ fn main() {
         std::fs::write(&path, serde_json::to_string(&dump).unwrap()).unwrap();
         return;
     }
+    let dir = std::env::temp_dir().join(format!("portcullis-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
     let up = upstream::FastUpstream::start();
     let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); chosen.len()];
     let mut rss: Vec<Option<u64>> = vec![None; chosen.len()];
