@@ -210,12 +210,20 @@ impl Remote {
             }
             return Update::Nothing;
         }
+        let digest = super::cache::digest_bytes(&body);
+        if self.keys.borrow().is_some() && self.keys_digest.get() == digest {
+            // The same document again: keep the compiled keys (ES256 keys carry tables that
+            // take milliseconds to build).
+            self.in_flight_until.set(None);
+            self.failures.set(0);
+            self.next_at.set(now.saturating_add(self.refresh));
+            return Update::Nothing;
+        }
         match doc.map(|d| compile_jwks(&d, allowed, false)) {
             Some(Ok(set)) => {
                 self.in_flight_until.set(None);
                 self.failures.set(0);
                 self.next_at.set(now.saturating_add(self.refresh));
-                let digest = super::cache::digest_bytes(&body);
                 let changed = self.keys.borrow().is_none() || self.keys_digest.get() != digest;
                 self.keys_digest.set(digest);
                 log::info!(
@@ -238,5 +246,41 @@ impl Remote {
                 Update::Nothing
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_same_document_again_keeps_the_compiled_keys() {
+        let r = Remote::new(
+            "jwks".into(),
+            parse_uri("https://idp.example/keys"),
+            None,
+            "https://idp.example".into(),
+            60,
+            Duration::from_secs(5),
+            10,
+        );
+        let jwk = |x: &str| {
+            json!({"keys": [{"kty": "oct", "kid": x, "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg"}]})
+                .to_string()
+        };
+        let answer = |body: String, now| {
+            let resp = CalloutResponse {
+                status: 200,
+                body: body.into_bytes(),
+            };
+            r.on_response(false, Some(resp), &["HS256"], now, "idp")
+        };
+        assert!(matches!(answer(jwk("a"), 0), Update::KeysChanged));
+        let first = r.keys().unwrap();
+        assert!(matches!(answer(jwk("a"), 60), Update::Nothing));
+        assert!(Rc::ptr_eq(&first, &r.keys().unwrap()), "recompiled");
+        assert!(matches!(answer(jwk("b"), 120), Update::KeysChanged));
+        assert!(!Rc::ptr_eq(&first, &r.keys().unwrap()));
     }
 }
