@@ -304,14 +304,14 @@ impl<C: Control> HttpContext for Http<C> {
             return Action::Continue;
         };
         let req = self.req.take().unwrap_or_default();
-        let status = self
-            .get_http_response_header(":status")
-            .and_then(|s| s.parse().ok())
+        // `:status` is among the pairs: no second host call for it.
+        let headers = self.get_http_response_headers_bytes();
+        let status = headers
+            .iter()
+            .find(|(k, _)| k == ":status")
+            .and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse().ok())
             .unwrap_or(0);
-        let resp = ResponseView {
-            status,
-            headers: self.get_http_response_headers_bytes(),
-        };
+        let resp = ResponseView { status, headers };
         let verdict = shared.control.on_response(&req, &resp, &self.env());
         self.req = Some(req);
         self.resp = Some(resp);

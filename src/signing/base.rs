@@ -188,7 +188,7 @@ pub fn component_value(msg: &Message, item: &Item) -> Result<String, BaseError> 
         },
         field => field_value(msg, field, &item.params)?,
     };
-    if value.contains(['\r', '\n']) {
+    if value.bytes().any(|b| b == b'\r' || b == b'\n') {
         return Err(BaseError::Invalid(format!(
             "component `{name}` contains a line break"
         )));

@@ -296,6 +296,14 @@ impl<'a> Parser<'a> {
         self.i += 1;
         let mut out = String::new();
         loop {
+            // A run of plain characters at once; escapes and the end one by one below.
+            let start = self.i;
+            while matches!(self.peek(), Some(c) if (0x20..=0x7e).contains(&c) && c != b'"' && c != b'\\')
+            {
+                self.i += 1;
+            }
+            let run = self.s.get(start..self.i).unwrap_or_default();
+            out.push_str(&String::from_utf8_lossy(run));
             match self.bump() {
                 None => return Err(SfvError("unterminated string")),
                 Some(b'"') => return Ok(BareItem::String(out)),
@@ -396,6 +404,15 @@ pub fn write_bare(out: &mut String, b: &BareItem) -> R<()> {
             let frac = frac.trim_end_matches('0');
             let frac = if frac.is_empty() { "0" } else { frac };
             let _ = write!(out, "{sign}{}.{frac}", abs / 1000);
+        }
+        // Nothing to escape (the usual case): one copy instead of a push per character.
+        BareItem::String(s)
+            if s.bytes()
+                .all(|c| (b' '..=b'~').contains(&c) && c != b'"' && c != b'\\') =>
+        {
+            out.push('"');
+            out.push_str(s);
+            out.push('"');
         }
         BareItem::String(s) => {
             out.push('"');
@@ -517,6 +534,33 @@ pub fn serialize_dictionary(dict: &Dictionary) -> R<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strings_with_and_without_escapes_round_trip() {
+        let text = r#"a="x\"y\\z", b="plain text", c="""#;
+        let dict = parse_dictionary(text).unwrap();
+        let strings: Vec<&BareItem> = dict
+            .iter()
+            .filter_map(|(_, m)| match m {
+                Member::Item(i) => Some(&i.bare),
+                Member::InnerList(..) => None,
+            })
+            .collect();
+        assert_eq!(
+            strings,
+            [
+                &BareItem::String(r#"x"y\z"#.into()),
+                &BareItem::String("plain text".into()),
+                &BareItem::String(String::new()),
+            ]
+        );
+        assert_eq!(serialize_dictionary(&dict).unwrap(), text);
+        for bad in [r#"a="x\q""#, r#"a="open"#, "a=\"tab\there\""] {
+            assert!(parse_dictionary(bad).is_err(), "{bad}");
+        }
+        let mut out = String::new();
+        assert!(write_bare(&mut out, &BareItem::String("caf\u{e9}".into())).is_err());
+    }
 
     #[test]
     fn rfc8941_dictionary_round_trips_canonically() {

@@ -266,7 +266,7 @@ mod tests {
             10,
         );
         let jwk = |x: &str| {
-            json!({"keys": [{"kty": "oct", "kid": x, "k": "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LTMyYg"}]})
+            json!({"keys": [{"kty": "oct", "kid": x, "k": "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8"}]})
                 .to_string()
         };
         let answer = |body: String, now| {
