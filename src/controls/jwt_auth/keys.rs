@@ -1,6 +1,7 @@
 //! JSON Web Key Sets (RFC 7517) compiled into verifiers, and signature verification through
-//! jwt-simple (ES256 through our table-driven verifier, `es256.rs`). A key is bound to one algorithm: an HMAC secret only verifies HS*, an RSA key only
-//! RS*/PS*, so RS256→HS256 confusion cannot happen.
+//! jwt-simple (ES256 through the table-driven verifier in `es256.rs`). A key is bound to one
+//! algorithm: an HMAC secret only verifies HS*, an RSA key only RS*/PS*, so RS256→HS256
+//! confusion cannot happen.
 
 use jwt_simple::prelude::*;
 use serde_json::Value;
