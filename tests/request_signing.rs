@@ -15,8 +15,13 @@ fn start() -> Envoy {
 
 const BODY: &[u8] = br#"{"item": "book", "qty": 2}"#;
 
+/// A file of its own per call: tests run in parallel, and one rewriting a shared file while
+/// another's `portcullis sign` reads it signed a truncated body (a flaky `digest.mismatch`).
 fn body_file() -> std::path::PathBuf {
-    let p = std::env::temp_dir().join(format!("portcullis-sign-body-{}.json", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = format!("portcullis-sign-body-{}-{n}.json", std::process::id());
+    let p = std::env::temp_dir().join(name);
     std::fs::write(&p, BODY).expect("write body");
     p
 }
