@@ -29,6 +29,7 @@ pub mod request;
 pub mod secret;
 pub mod store;
 pub mod telemetry;
+pub mod time;
 pub mod verdict;
 // HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530): request-signing, the CLI.
 pub mod signing;

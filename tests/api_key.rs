@@ -5,7 +5,8 @@ mod support;
 
 use std::process::Command;
 
-use portcullis::controls::api_key::{format_rfc3339, http_date, parse_rfc3339, sha256_hex};
+use portcullis::controls::api_key::sha256_hex;
+use portcullis::time::{format_rfc3339, http_date, parse_rfc3339};
 use serde_json::{json, Value};
 use support::*;
 

@@ -45,7 +45,7 @@ proptest! {
 
     #[test]
     fn rfc3339_timestamps_round_trip(t in 0i64..253_402_300_799) {
-        use portcullis::controls::api_key::{format_rfc3339, parse_rfc3339};
+        use portcullis::time::{format_rfc3339, parse_rfc3339};
         prop_assert_eq!(parse_rfc3339(&format_rfc3339(t)), Ok(t));
     }
 }

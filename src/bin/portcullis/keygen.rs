@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use portcullis::controls::api_key::{format_rfc3339, sha256_hex};
+use portcullis::controls::api_key::sha256_hex;
+use portcullis::time::format_rfc3339;
 use serde_json::json;
 
 /// Keys start with a recognisable prefix, so secret scanners and people can spot a leaked one.

@@ -7,8 +7,8 @@
 
 use std::process::ExitCode;
 
-use portcullis::controls::api_key::{format_rfc3339, parse_duration, parse_rfc3339};
 use portcullis::controls::build_module;
+use portcullis::time::{format_rfc3339, parse_duration, parse_rfc3339};
 use serde_json::{json, Value};
 
 use crate::keygen::{key_id, new_key, now_unix};

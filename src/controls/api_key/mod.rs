@@ -7,12 +7,10 @@
 //! always stripped.
 
 mod keys;
-mod time;
 
 pub use keys::{
     path_without_param, percent_decode, query_values, KeyError, Locations, Source, MAX_KEY_LEN,
 };
-pub use time::{format_rfc3339, http_date, parse_duration, parse_rfc3339};
 
 use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
@@ -26,6 +24,7 @@ use crate::config::{
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
+use crate::time::{http_date, parse_duration, parse_rfc3339};
 use crate::verdict::{HeaderOp, Verdict};
 
 /// The note a request in its key's grace period leaves for the response: key index + 1.

@@ -4,8 +4,8 @@ use serde::Deserialize;
 
 use crate::control::ConfigError;
 // The RFC 3339 parser api-key already has (public, host-independent).
-use crate::controls::api_key::parse_rfc3339;
 use crate::signing::{self, Key};
+use crate::time::parse_rfc3339;
 
 /// Shortest secret accepted: HMAC-SHA256 keys should be at least as long as its output.
 pub const MIN_SECRET_BYTES: usize = 32;

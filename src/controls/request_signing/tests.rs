@@ -30,7 +30,7 @@ fn control(extra: &str) -> RequestSigning {
 }
 
 fn rfc3339(t: &str) -> Result<u64, String> {
-    crate::controls::api_key::parse_rfc3339(t).map(|s| s as u64)
+    crate::time::parse_rfc3339(t).map(|s| s as u64)
 }
 
 fn at(secs: u64) -> SystemTime {

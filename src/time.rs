@@ -148,3 +148,51 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     }
     n.parse::<u64>().map(|n| n * unit).map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_and_http_dates() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Ok(0));
+        assert_eq!(parse_rfc3339("2026-03-01T12:00:00Z"), Ok(1_772_366_400));
+        assert_eq!(
+            parse_rfc3339("2026-03-01T14:00:00.123+02:00"),
+            Ok(1_772_366_400)
+        );
+        assert_eq!(
+            parse_rfc3339("2026-03-01t11:30:00-00:30"),
+            Ok(1_772_366_400)
+        );
+        assert_eq!(parse_rfc3339("2024-02-29T00:00:00Z"), Ok(1_709_164_800));
+        for bad in [
+            "2026-02-29T00:00:00Z",
+            "2026-13-01T00:00:00Z",
+            "2026-03-01 12:00:00Z",
+            "2026-03-01T12:00:00",
+            "2026-03-01T24:00:00Z",
+            "2026-03-01T12:00:60Z",
+            "2026-03-01T12:00:00.Z",
+            "2026-03-01T12:00:00+0200",
+            "1772366400",
+            "",
+            "1969-12-31T23:59:59Z",
+            "1970-01-01T00:00:00+01:00",
+            "9999-12-31T23:59:59-01:00",
+        ] {
+            assert!(parse_rfc3339(bad).is_err(), "{bad}");
+        }
+        assert_eq!(format_rfc3339(1_772_366_400), "2026-03-01T12:00:00Z");
+        assert_eq!(parse_rfc3339("9999-12-31T23:59:59Z"), Ok(253_402_300_799));
+        assert_eq!(format_rfc3339(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(parse_duration("7d"), Ok(7 * 86_400));
+        assert_eq!(parse_duration("90s"), Ok(90));
+        assert_eq!(parse_duration("0"), Ok(0));
+        assert!(parse_duration("7").is_err());
+        assert!(parse_duration("-1d").is_err());
+        assert!(parse_duration("d").is_err());
+    }
+}
