@@ -23,6 +23,7 @@ pub mod control;
 pub mod controls;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod echo;
+pub mod params;
 pub mod path;
 pub mod reject;
 pub mod request;

@@ -4,10 +4,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::control::configure;
-use portcullis::controls::api_key::{
-    format_rfc3339, parse_duration, parse_rfc3339, path_without_param, percent_decode,
-    query_values, ApiKey,
-};
+use portcullis::controls::api_key::ApiKey;
+use portcullis::params::{path_without_param, percent_decode, query_values};
+use portcullis::time::{format_rfc3339, parse_duration, parse_rfc3339};
 
 fuzz_target!(|data: &[u8]| {
     let _ = configure::<ApiKey>(data);

@@ -4,9 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use portcullis::control::configure;
-use portcullis::controls::csrf::{
-    cookie_values_in, parse_origin, parse_referer, Csrf, OriginPattern,
-};
+use portcullis::controls::csrf::{parse_origin, parse_referer, Csrf, OriginPattern};
+use portcullis::params::cookie_values_in;
 
 fuzz_target!(|data: &[u8]| {
     let _ = configure::<Csrf>(data);

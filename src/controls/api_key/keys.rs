@@ -1,5 +1,6 @@
 //! Where a request carries its key, and the request without it.
 
+use crate::params::{percent_decode, query_values, trim};
 use crate::request::RequestView;
 
 /// Longest key accepted (`portcullis keygen` makes 46-character keys).
@@ -54,76 +55,12 @@ fn validate(key: Vec<u8>) -> Result<Vec<u8>, KeyError> {
     Ok(key)
 }
 
-fn trim(v: &[u8]) -> &[u8] {
-    let start = v
-        .iter()
-        .position(|b| !matches!(b, b' ' | b'\t'))
-        .unwrap_or(v.len());
-    let end = v
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(start, |i| i + 1);
-    v.get(start..end).unwrap_or_default()
-}
-
 /// The value of `Authorization: ApiKey <key>` (the scheme is case-insensitive, RFC 9110 §11.1).
 fn authorization_key(v: &[u8]) -> Option<&[u8]> {
     let v = trim(v);
     let sp = v.iter().position(|b| *b == b' ')?;
     let (scheme, rest) = (v.get(..sp)?, v.get(sp..)?);
     scheme.eq_ignore_ascii_case(b"apikey").then(|| trim(rest))
-}
-
-fn hex(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).map(|d| d as u8)
-}
-
-/// `%XX` decoding (a malformed escape stays as it is; `+` is not a space in a key).
-pub fn percent_decode(s: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(s.len());
-    let mut i = 0;
-    while let Some(&b) = s.get(i) {
-        if b == b'%' {
-            if let (Some(h), Some(l)) = (
-                s.get(i + 1).copied().and_then(hex),
-                s.get(i + 2).copied().and_then(hex),
-            ) {
-                out.push(h << 4 | l);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b);
-        i += 1;
-    }
-    out
-}
-
-/// The values of query parameter `name` (names compared as written).
-pub fn query_values<'a>(query: &'a str, name: &str) -> Vec<&'a str> {
-    query
-        .split('&')
-        .filter_map(|pair| {
-            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            (k == name).then_some(v)
-        })
-        .collect()
-}
-
-/// The raw `:path` without parameter `name` (the rest of the query kept as it was).
-pub fn path_without_param(raw_path: &str, name: &str) -> String {
-    let Some((path, query)) = raw_path.split_once('?') else {
-        return raw_path.to_string();
-    };
-    let kept: Vec<&str> = query
-        .split('&')
-        .filter(|pair| pair.split_once('=').map_or(*pair, |(k, _)| k) != name)
-        .collect();
-    if kept.iter().all(|p| p.is_empty()) {
-        path.to_string()
-    } else {
-        format!("{path}?{}", kept.join("&"))
-    }
 }
 
 impl Locations {

@@ -8,9 +8,7 @@
 
 mod keys;
 
-pub use keys::{
-    path_without_param, percent_decode, query_values, KeyError, Locations, Source, MAX_KEY_LEN,
-};
+pub use keys::{KeyError, Locations, Source, MAX_KEY_LEN};
 
 use std::collections::HashMap;
 use std::time::UNIX_EPOCH;
@@ -22,6 +20,7 @@ use crate::config::{
     check_scope_tokens, MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall,
 };
 use crate::control::{ConfigError, Control, Env};
+use crate::params::path_without_param;
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
 use crate::time::{http_date, parse_duration, parse_rfc3339};

@@ -266,16 +266,6 @@ fn query_parameter_only_when_configured_and_removed_from_the_path() {
 }
 
 #[test]
-fn path_and_query_helpers() {
-    assert_eq!(path_without_param("/a?k=1", "k"), "/a");
-    assert_eq!(path_without_param("/a?k", "k"), "/a");
-    assert_eq!(path_without_param("/a?kk=1&k=2", "k"), "/a?kk=1");
-    assert_eq!(path_without_param("/a", "k"), "/a");
-    assert_eq!(query_values("a=1&k=2&k", "k"), vec!["2", ""]);
-    assert_eq!(percent_decode(b"a%2Fb%zz%4"), b"a/b%zz%4".to_vec());
-}
-
-#[test]
 fn per_route_scopes_all_and_any() {
     let c = control(
         r#", "routes": [

@@ -9,12 +9,13 @@ mod origin;
 mod token;
 
 pub use origin::{parse_origin, parse_referer, Origin, OriginError, OriginPattern};
-pub use token::{cookie_values, cookie_values_in, fresh_token, set_cookie, MAX_TOKEN_LEN};
+pub use token::{fresh_token, set_cookie, MAX_TOKEN_LEN};
 
 use serde::Deserialize;
 
 use crate::config::{MatchSpec, RouteTable, Routed};
 use crate::control::{ConfigError, Control, Env};
+use crate::params::cookie_values;
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
 use crate::secret::ct_eq;

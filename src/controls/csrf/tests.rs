@@ -365,22 +365,6 @@ fn the_origin_is_checked_before_the_token() {
 }
 
 #[test]
-fn cookie_parsing_rfc6265_5_4() {
-    assert_eq!(
-        cookie_values_in(b"a=1;b=2; c = 3 ;a=4", "a"),
-        vec![&b"1"[..], &b"4"[..]]
-    );
-    assert_eq!(cookie_values_in(b"c = 3 ", "c"), vec![&b"3"[..]]);
-    assert!(cookie_values_in(b"novalue; =x", "novalue").is_empty());
-    let r = req(
-        "POST",
-        "/",
-        &[("cookie", "x=1"), ("cookie", "__Host-csrf=t")],
-    );
-    assert_eq!(cookie_values(&r, "__Host-csrf"), vec![&b"t"[..]]);
-}
-
-#[test]
 fn report_mode_passes_and_reports_every_finding() {
     let c = control(r#"{"default": {"mode": "report", "token": {}}}"#);
     let v = post(&c, &[("origin", "https://evil.example")]);

@@ -623,43 +623,31 @@ fn extract(req: &RequestView, src: &Source) -> Result<Option<String>, Failure> {
             };
             Ok((!token.is_empty()).then(|| token.to_string()))
         }
-        Source::Cookie(name) => {
-            let mut found = None;
-            for v in req.header_values("cookie") {
-                let Ok(v) = std::str::from_utf8(v) else {
-                    continue;
-                };
-                for pair in v.split(';') {
-                    if let Some((k, val)) = pair.trim().split_once('=') {
-                        if k == name {
-                            if found.is_some() {
-                                return Err(Failure::Malformed(
-                                    "the request carries more than one credential",
-                                ));
-                            }
-                            found = Some(val.trim_matches('"').to_string());
-                        }
-                    }
-                }
-            }
-            Ok(found.filter(|t| !t.is_empty()))
-        }
+        // Cookies and query parameters are read as upstream frameworks read them (names
+        // trimmed, query names percent-decoded): a second copy is ambiguous, never skipped.
+        Source::Cookie(name) => single(&crate::params::cookie_values(req, name)),
         Source::Query(name) => {
-            let mut found = None;
-            for pair in req.query.as_deref().unwrap_or("").split('&') {
-                if let Some((k, val)) = pair.split_once('=') {
-                    if k == name {
-                        if found.is_some() {
-                            return Err(Failure::Malformed(
-                                "the request carries more than one credential",
-                            ));
-                        }
-                        found = Some(val.to_string());
-                    }
-                }
-            }
-            Ok(found.filter(|t| !t.is_empty()))
+            let query = req.query.as_deref().unwrap_or("");
+            let values: Vec<&[u8]> = crate::params::query_values(query, name)
+                .into_iter()
+                .map(str::as_bytes)
+                .collect();
+            single(&values)
         }
+    }
+}
+
+/// The one credential among `values`: none, or exactly one that is text and not empty.
+fn single(values: &[&[u8]]) -> Result<Option<String>, Failure> {
+    match values {
+        [] => Ok(None),
+        [v] => match std::str::from_utf8(v) {
+            Ok(t) => Ok((!t.is_empty()).then(|| t.to_string())),
+            Err(_) => Err(Failure::Malformed("the credential is not text")),
+        },
+        _ => Err(Failure::Malformed(
+            "the request carries more than one credential",
+        )),
     }
 }
 

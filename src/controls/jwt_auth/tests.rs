@@ -1032,3 +1032,37 @@ fn claim_headers_spelt_with_underscores_are_stripped_too() {
     assert!(removes(&v, "x_user_email"), "{v:?}");
     assert_eq!(set(&v, "x-jwt-sub").as_deref(), Some("alice"));
 }
+
+/// Review finding: a second copy of the token's cookie or query parameter that the upstream
+/// reads differently (a name with a space before `=`, a percent-encoded name, a `Cookie`
+/// field that is not UTF-8) must count as a second credential, not be skipped.
+#[test]
+fn a_second_copy_spelt_differently_in_a_cookie_or_the_query_is_refused() {
+    let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
+        "jwks": jwks(&[jwk_oct(SECRET, "h1")]),
+        "from": [{"cookie": "session"}, {"query": "access_token"}]}],
+        "default": {}});
+    let c = build(&p);
+    let good = hs256(SECRET, None, &json!({"iss": "hs", "exp": NOW + 60}));
+    let cookie = format!("session={good}; session =forged");
+    assert_eq!(
+        code(&at(&c, NOW, "GET", "/x", &[("cookie", &cookie)])),
+        "jwt.malformed"
+    );
+    let path = format!("/x?access_token={good}&acc%65ss_token=forged");
+    assert_eq!(code(&at(&c, NOW, "GET", &path, &[])), "jwt.malformed");
+    // The token's own field next to one with a byte that is not UTF-8.
+    let mut headers = RequestView::new("GET", "/x", &[]).unwrap().headers;
+    headers.push(("cookie".into(), format!("session={good}").into_bytes()));
+    headers.push(("cookie".into(), b"session=forged; x=\xff".to_vec()));
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH + Duration::from_secs(NOW),
+        store: &store,
+    };
+    let req = RequestView::from_headers(headers).unwrap();
+    assert_eq!(code(&c.on_request(&req, &env)), "jwt.malformed");
+    // One copy, as before, passes.
+    let cookie = format!("a=b; session={good}");
+    assert!(!at(&c, NOW, "GET", "/x", &[("cookie", &cookie)]).is_deny());
+}
