@@ -16,6 +16,10 @@ pub enum PathError {
     BadEscape,
     /// A raw control character, space or non-ASCII byte.
     BadCharacter,
+    /// A segment that is only path parameters or a dot-segment with them (`/;x/`, `/..;/`):
+    /// servlet containers read it as empty or `..`, other servers as an ordinary segment, so
+    /// no one path can stand for what the upstream will see.
+    AmbiguousParameters,
 }
 
 impl fmt::Display for PathError {
@@ -24,6 +28,9 @@ impl fmt::Display for PathError {
             PathError::NotOriginForm => "the request target must start with '/'",
             PathError::BadEscape => "the path has an invalid percent-escape",
             PathError::BadCharacter => "the path has a character that must be percent-encoded",
+            PathError::AmbiguousParameters => {
+                "the path has a segment that is empty or a dot-segment before its ';' parameters"
+            }
         })
     }
 }
@@ -51,7 +58,7 @@ pub fn normalize(path: &str) -> Result<String, PathError> {
         return Err(PathError::NotOriginForm);
     }
     let decoded = decode_unreserved(path)?;
-    Ok(remove_dot_segments(&decoded))
+    remove_dot_segments(&decoded)
 }
 
 fn is_unreserved(b: u8) -> bool {
@@ -102,15 +109,21 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
 }
 
 /// RFC 3986 §5.2.4 on a path that starts with '/', with empty segments merged.
-fn remove_dot_segments(path: &str) -> String {
+fn remove_dot_segments(path: &str) -> Result<String, PathError> {
     let mut out: Vec<&str> = Vec::new();
     let segments: Vec<&str> = path.split('/').skip(1).collect();
     let last = segments.len().saturating_sub(1);
     let mut trailing_slash = false;
     for (i, seg) in segments.iter().enumerate() {
-        // Path parameters (`/admin;jsessionid=1`, `/a/..;/admin`) are dropped: Tomcat, Jetty and
-        // Spring route by the segment before the `;`, so a rule for `/admin` must see `/admin`.
-        let seg = seg.split(';').next().unwrap_or_default();
+        // Path parameters (`/admin;jsessionid=1`) are dropped: Tomcat, Jetty and Spring route by
+        // the segment before the `;`, so a rule for `/admin` must see `/admin`. Before a `;`,
+        // an empty or dot-segment is read one way by them and another by everyone else.
+        let (seg, params) = seg
+            .split_once(';')
+            .map_or((*seg, false), |(s, _)| (s, true));
+        if params && matches!(seg, "" | "." | "..") {
+            return Err(PathError::AmbiguousParameters);
+        }
         match seg {
             "." | "" => trailing_slash = i == last,
             ".." => {
@@ -131,7 +144,7 @@ fn remove_dot_segments(path: &str) -> String {
     if trailing_slash || s.is_empty() {
         s.push('/');
     }
-    s
+    Ok(s)
 }
 
 #[cfg(test)]
@@ -164,12 +177,24 @@ mod tests {
         let cases = [
             ("/admin;jsessionid=1", "/admin"),
             ("/admin;x=1/users;y", "/admin/users"),
-            ("/public/..;/admin", "/admin"),
-            ("/;x/orders", "/orders"),
             ("/a%3Bb", "/a%3Bb"),
         ];
         for (input, want) in cases {
             assert_eq!(normalize(input).unwrap(), want, "{input}");
+        }
+        // `/admin/;x/../secret` is `/secret` to Tomcat and `/admin/secret` to nginx or Go.
+        for ambiguous in [
+            "/public/..;/admin",
+            "/;x/orders",
+            "/admin/;x/../secret",
+            "/a/.;x/b",
+            "/%2e%2e;/admin",
+        ] {
+            assert_eq!(
+                normalize(ambiguous),
+                Err(PathError::AmbiguousParameters),
+                "{ambiguous}"
+            );
         }
     }
 

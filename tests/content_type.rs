@@ -148,6 +148,20 @@ fn route_rules_apply_to_the_normalised_path() {
     assert_eq!(e.upstream_seen().len(), 2);
 }
 
+/// The host's own denial for a target no rule can be matched against: a segment that is only
+/// path parameters, empty to servlet containers and an ordinary segment to other servers.
+/// (Envoy's `normalize_path` already resolves `/..;/` and `/.;x/` as dot-segments.)
+#[test]
+fn an_ambiguous_path_parameter_segment_is_400_bad_path() {
+    let e = start();
+    for target in ["/;x/orders", "/api/;v=2/orders"] {
+        e.get(target, &[]).assert_problem(400, "request.bad_path");
+    }
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(e.counter("content_type", "denied", "request.bad_path"), 2);
+    assert_eq!(e.get("/orders;jsessionid=1", &[]).status, 200);
+}
+
 #[test]
 fn invalid_policy_refuses_to_load_and_envoy_exits_naming_the_field() {
     let log = envoy()
