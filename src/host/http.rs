@@ -23,6 +23,9 @@ pub struct Http<C> {
     req_body_limit: Option<usize>,
     /// Set while buffering the response body for the control.
     resp_body_limit: Option<usize>,
+    /// Body bytes Envoy said it holds (last body callback): trailers must find them all.
+    req_body_seen: usize,
+    resp_body_seen: usize,
     /// We answered locally: ignore the rest of this stream.
     replied: bool,
 }
@@ -57,6 +60,8 @@ impl<C: Control> Http<C> {
             resp: None,
             req_body_limit: None,
             resp_body_limit: None,
+            req_body_seen: 0,
+            resp_body_seen: 0,
             replied: false,
         }
     }
@@ -221,6 +226,10 @@ impl<C: Control> Http<C> {
             // Too large to inspect, and the control must not let it pass (a body it has to
             // encrypt): the response is replaced by the denial.
             (Verdict::Deny(r), None) => self.deny(r),
+            // A body the host never held cannot be replaced, and must not pass as it is.
+            (Verdict::ReplaceBody { .. }, None) => self.deny(internal(
+                "a control replaced a response body too large to hold",
+            )),
             // Too large to inspect: it passes unchanged (never truncated) and is counted; the
             // control may still edit headers and report.
             (v, None) => {
@@ -266,6 +275,7 @@ impl<C: Control> HttpContext for Http<C> {
         let Some(max) = self.req_body_limit else {
             return Action::Continue;
         };
+        self.req_body_seen = body_size;
         if body_size > max {
             let r = Rejection::new(
                 413,
@@ -293,10 +303,11 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied || self.req_body_limit.is_none() {
             return Action::Continue;
         }
-        let body = self
-            .get_http_request_body(0, usize::MAX)
-            .unwrap_or_default();
-        self.request_body_verdict(&body)
+        match self.get_http_request_body(0, usize::MAX) {
+            Some(body) => self.request_body_verdict(&body),
+            None if self.req_body_seen == 0 => self.request_body_verdict(&[]),
+            None => self.deny(internal("the buffered body could not be read")),
+        }
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -316,8 +327,9 @@ impl<C: Control> HttpContext for Http<C> {
         self.req = Some(req);
         self.resp = Some(resp);
         if self.replied {
-            // Our own local reply: only header edits apply (no second denial, no body rewrite).
-            if let Verdict::Mutate(ops) = verdict {
+            // Our own local reply: only header edits apply (no second denial, no body rewrite);
+            // a chain's come as `Pass`.
+            if let Verdict::Pass { ops, .. } = verdict.into_pass() {
                 self.apply_ops(&ops, Phase::Response);
             }
             return Action::Continue;
@@ -333,6 +345,7 @@ impl<C: Control> HttpContext for Http<C> {
         let Some(max) = self.resp_body_limit else {
             return Action::Continue;
         };
+        self.resp_body_seen = body_size;
         if body_size > max {
             return self.response_body_verdict(None);
         }
@@ -354,9 +367,11 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied || self.resp_body_limit.is_none() {
             return Action::Continue;
         }
-        let body = self
-            .get_http_response_body(0, usize::MAX)
-            .unwrap_or_default();
-        self.response_body_verdict(Some(&body))
+        match self.get_http_response_body(0, usize::MAX) {
+            Some(body) => self.response_body_verdict(Some(&body)),
+            None if self.resp_body_seen == 0 => self.response_body_verdict(Some(&[])),
+            // As in the body callback: a body that cannot be handed over is never an empty one.
+            None => self.response_body_verdict(None),
+        }
     }
 }

@@ -6,7 +6,8 @@
 //!   internal addresses and file paths: per class `scrub` (replace the body), `report` or `off`.
 //! - Headers that fingerprint the stack (`Server`, `X-Powered-By`, `X-Debug-*` …) are removed.
 //!
-//! Bodies beyond `max_scan_bytes` pass unchanged (never truncated) and are counted.
+//! Bodies beyond `max_scan_bytes` pass unchanged (never truncated) and are counted, except on a
+//! replaced status: that error page is answered with the generic problem instead.
 
 mod leaks;
 
@@ -249,6 +250,15 @@ impl ErrorShield {
     ) -> Verdict {
         let ops = rule.header_removals(resp);
         if rule.replaces(resp.status) {
+            if body.is_none() {
+                // Too large to hold: it cannot be replaced in place, and it must not pass (it
+                // is the error page being hidden). The host answers with the problem instead.
+                return Verdict::Deny(Rejection::new(
+                    rule.mapped(resp.status),
+                    "error_shield.status",
+                    GENERIC_DETAIL,
+                ));
+            }
             return replace(req, rule.mapped(resp.status), "error_shield.status", ops);
         }
         let mut reports = Vec::new();

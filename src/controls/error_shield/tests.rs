@@ -228,3 +228,16 @@ fn policy_errors_name_their_path() {
         assert_eq!(e.path, path, "{json}: {e}");
     }
 }
+
+#[test]
+fn a_replaced_status_too_large_to_hold_is_denied_not_passed() {
+    let s = shield(r#"{"default": {"max_scan_bytes": 16, "status_map": {"503": 502}}}"#);
+    let big = [JAVA, &[b'x'; 64][..]].concat();
+    match run(&s, &resp(503, &[("content-type", "text/plain")]), &big) {
+        Verdict::Deny(r) => assert_eq!((r.status, r.code), (502, "error_shield.status")),
+        v => panic!("not denied: {v:?}"),
+    }
+    // A 200 of the same size still passes (counted by the host as too large to inspect).
+    let v = run(&s, &resp(200, &[("content-type", "text/plain")]), &big);
+    assert!(matches!(v, Verdict::Pass { .. }), "{v:?}");
+}
