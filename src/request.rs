@@ -12,7 +12,11 @@ pub type Headers = Vec<(String, Vec<u8>)>;
 
 #[derive(Debug, Clone, Default)]
 pub struct RequestView {
+    /// The method upper-cased: what route rules match on.
     pub method: String,
+    /// `:method` exactly as received: what a signature covers (RFC 9421 §2.2.1: no case
+    /// change).
+    pub raw_method: String,
     /// `:path` exactly as received (path and query).
     pub raw_path: String,
     /// Normalised path without the query: what route rules match on.
@@ -45,13 +49,15 @@ impl RequestView {
         // Methods are case-sensitive on the wire (RFC 9110 §9.1), but Django, Werkzeug, Rack and
         // others upper-case them: `post` sent over HTTP/2 must meet the rules written for POST,
         // or it would slip past them to the default rule.
-        let method = pseudo(":method").to_ascii_uppercase();
+        let raw_method = pseudo(":method");
+        let method = raw_method.to_ascii_uppercase();
         let raw_path = pseudo(":path");
         let authority = pseudo(":authority");
         let scheme = pseudo(":scheme");
         let (path, query) = path::split_and_normalize(&raw_path)?;
         let mut view = RequestView {
             method,
+            raw_method,
             raw_path,
             path,
             query,
@@ -203,6 +209,10 @@ mod tests {
     fn a_lower_case_method_meets_the_rules_for_its_upper_case_form() {
         let r = RequestView::new("post", "/orders", &[]).unwrap();
         assert_eq!(r.method, "POST");
+        assert_eq!(
+            r.raw_method, "post",
+            "signatures cover the method as received"
+        );
     }
 
     #[test]

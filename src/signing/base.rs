@@ -23,7 +23,7 @@ impl<'a> Message<'a> {
     /// The request as Envoy handed it over (`:path` as received, not normalised).
     pub fn from_view(req: &'a RequestView) -> Self {
         Message {
-            method: &req.method,
+            method: &req.raw_method,
             scheme: &req.scheme,
             authority: &req.authority,
             target: &req.raw_path,

@@ -281,3 +281,31 @@ fn key_debug_never_prints_the_secret() {
     let k = Key::new("k", b"supersecretvalue".to_vec());
     assert!(!format!("{k:?}").contains("supersecret"));
 }
+
+/// Review finding: `@method` is the method as received (RFC 9421 §2.2.1, no case change), not
+/// the upper-cased form route rules match on.
+#[test]
+fn method_keeps_its_case_in_the_signature_base() {
+    let key = decode_secret(RFC_SECRET).unwrap();
+    let view = |m: &str| crate::RequestView::new(m, "/orders", &[]).unwrap();
+    let (lower, upper) = (view("post"), view("POST"));
+    assert_eq!(lower.method, "POST");
+    let req = SignRequest::new("k", 1_700_000_000, &["@method", "@path"]);
+    let signed = sign(&Message::from_view(&lower), None, &key, &req).unwrap();
+    let with_signature = |v: &crate::RequestView| {
+        let mut headers = v.headers.clone();
+        for (k, val) in signed.headers() {
+            headers.push((k.to_ascii_lowercase(), val.into_bytes()));
+        }
+        crate::RequestView::from_headers(headers).unwrap()
+    };
+    let keys = [Key::new("k", key.clone())];
+    let opts = VerifyOptions {
+        required: Vec::new(),
+        ..VerifyOptions::at(1_700_000_010)
+    };
+    let (lower, upper) = (with_signature(&lower), with_signature(&upper));
+    let ok = verify(&Message::from_view(&lower), None, &keys, &opts);
+    assert!(ok.is_ok(), "{ok:?}");
+    assert!(verify(&Message::from_view(&upper), None, &keys, &opts).is_err());
+}
