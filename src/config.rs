@@ -212,7 +212,9 @@ impl HeaderNames {
 
     /// `name` must be in lower case.
     pub fn contains(&self, name: &str) -> bool {
-        self.exact.iter().any(|e| e == name)
+        self.exact
+            .binary_search_by(|e| e.as_str().cmp(name))
+            .is_ok()
             || self.prefixes.iter().any(|p| name.starts_with(p.as_str()))
     }
 

@@ -213,8 +213,10 @@ fn main() {
         .map(|s| median(s.iter().map(|x| x.rps).collect()))
         .unwrap_or(f64::NAN);
     let mut rows = Vec::new();
-    let mut md = String::from(
-        "| variant | req/s (median) | × no filter | p50 ms | p99 ms | Envoy RSS MiB |\n|---|---:|---:|---:|---:|---:|\n",
+    // A filtered run has no "no filter" variant: its ratios are to the first one it ran.
+    let base_name = chosen.first().map_or("", |v| v.name.as_str());
+    let mut md = format!(
+        "| variant | req/s (median) | × {base_name} | p50 ms | p99 ms | Envoy RSS MiB |\n|---|---:|---:|---:|---:|---:|\n",
     );
     for (i, v) in chosen.iter().enumerate() {
         let rps = median(samples[i].iter().map(|x| x.rps).collect());
@@ -258,6 +260,12 @@ fn main() {
     let header = format!(
         "Envoy 1.40 (--concurrency 1, pinned to core 0), wrk -t1 -c{connections} -d{seconds}s on core 1, {rounds} interleaved rounds, medians.\n\n"
     );
+    println!("{header}{md}{sizes}{micro_md}");
+    let _ = std::fs::remove_dir_all(&dir);
+    if filter.is_some() {
+        eprintln!("a filtered run: bench/results.* are left as they were");
+        return;
+    }
     let out = support::repo_root().join("bench");
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
@@ -273,6 +281,4 @@ fn main() {
         .unwrap(),
     )
     .unwrap();
-    println!("{header}{md}{sizes}{micro_md}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -311,7 +311,7 @@ impl<'a> Parser<'a> {
                     Some(c @ (b'"' | b'\\')) => out.push(char::from(c)),
                     _ => return Err(SfvError("bad escape in string")),
                 },
-                Some(c @ 0x20..=0x7e) => out.push(char::from(c)),
+                // The run above took every other printable character.
                 Some(_) => return Err(SfvError("invalid character in string")),
             }
         }
@@ -448,7 +448,8 @@ pub fn write_bare(out: &mut String, b: &BareItem) -> R<()> {
     Ok(())
 }
 
-fn valid_key(k: &str) -> bool {
+/// A dictionary key or parameter name (RFC 8941 §3.1.2: lower case, digits, `_-.*`).
+pub fn valid_key(k: &str) -> bool {
     let mut b = k.bytes();
     b.next()
         .is_some_and(|c| c.is_ascii_lowercase() || c == b'*')

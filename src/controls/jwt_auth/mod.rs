@@ -23,7 +23,7 @@ use serde_json::{Map, Value};
 
 use self::cache::{Cache, Verified};
 use self::keys::{compile_jwks, KeySet, SigError};
-use self::remote::{parse_uri, Remote, Target, Update};
+use self::remote::{parse_uri, Remote, Update};
 use crate::callout::{Callout, CalloutResponse};
 use crate::config::{MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall};
 use crate::control::{ConfigError, Control, Env};
@@ -480,7 +480,7 @@ fn compile_remote(r: &RemoteSpec, issuer: &str) -> Result<Remote, ConfigError> {
     Ok(Remote::new(
         r.cluster.clone(),
         jwks,
-        discovery.map(|t: Target| t),
+        discovery,
         issuer.to_string(),
         r.refresh_secs,
         Duration::from_millis(r.timeout_ms),

@@ -224,18 +224,14 @@ impl Remote {
                 self.in_flight_until.set(None);
                 self.failures.set(0);
                 self.next_at.set(now.saturating_add(self.refresh));
-                let changed = self.keys.borrow().is_none() || self.keys_digest.get() != digest;
+                // A document identical to the last good one returned above: this one is new.
                 self.keys_digest.set(digest);
                 log::info!(
                     "portcullis jwt_auth: provider {provider}: {} keys loaded",
                     set.keys.len()
                 );
                 *self.keys.borrow_mut() = Some(Rc::new(set));
-                if changed {
-                    Update::KeysChanged
-                } else {
-                    Update::Nothing
-                }
+                Update::KeysChanged
             }
             _ => {
                 log::warn!(

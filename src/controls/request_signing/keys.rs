@@ -3,7 +3,6 @@
 use serde::Deserialize;
 
 use crate::control::ConfigError;
-// The RFC 3339 parser api-key already has (public, host-independent).
 use crate::signing::{self, Key};
 use crate::time::parse_rfc3339;
 

@@ -160,6 +160,13 @@ pub struct RequestSigning {
 }
 
 fn compile_rule(spec: &RuleSpec, keys: &[Key]) -> Result<Rule, ConfigError> {
+    if spec.components.is_empty() {
+        // A signature over nothing but its own parameters could be moved to any request.
+        return Err(ConfigError::new(
+            "components",
+            "name at least one component (e.g. @method, @path)",
+        ));
+    }
     let mut components = Vec::with_capacity(spec.components.len());
     for (i, c) in spec.components.iter().enumerate() {
         let item = base::parse_component(c)
@@ -199,7 +206,7 @@ fn secs(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
-/// A signature denial: 401 problem+json (503 when the replay cache cannot take it).
+/// A signature denial: 401 problem+json (replay-cache failures are answered in `remember`).
 fn reject(e: &SigError) -> Rejection {
     Rejection::new(401, e.code(), e.to_string()).with_header("www-authenticate", "Signature")
 }
@@ -339,7 +346,7 @@ impl Control for RequestSigning {
     fn build(policy: Policy) -> Result<Self, ConfigError> {
         let keys = keys::compile(&policy.keys)?;
         if let Some(l) = &policy.label {
-            if sfv::parse_dictionary(&format!("{l}=1")).map_or(true, |d| d.len() != 1) {
+            if !sfv::valid_key(l) {
                 return Err(ConfigError::new(
                     "label",
                     format!("`{l}` is not a structured-field key (lower case, digits, _-.*)"),

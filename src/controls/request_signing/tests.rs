@@ -503,6 +503,15 @@ fn policy_errors_name_the_field() {
         r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "label": "Sig"}}"#
     ));
     assert_eq!(e.path, "label");
+    // `a;x` parses as a key with a parameter, but no signature could ever carry that label.
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "label": "a;x"}}"#
+    ));
+    assert_eq!(e.path, "label");
+    let e = err(&format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "default": {{"components": []}}}}"#
+    ));
+    assert_eq!(e.path, "default.components");
     let e = err(&format!(
         r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}], "window_secs": 0}}"#
     ));
