@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -106,9 +106,7 @@ struct Window {
     last_alert: Option<u64>,
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+use crate::time::unix_secs as secs;
 
 /// Read-modify-write of the window with compare-and-swap, so concurrent workers never lose
 /// each other's updates. Returns what `f` returned, or `None` when the store kept refusing.
@@ -293,6 +291,7 @@ impl Alerts {
 mod tests {
     use super::*;
     use crate::store::MemoryStore;
+    use std::time::UNIX_EPOCH;
 
     fn at(s: u64) -> SystemTime {
         UNIX_EPOCH + Duration::from_secs(s)

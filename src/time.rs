@@ -1,6 +1,18 @@
 //! Timestamps in policies (RFC 3339), HTTP-dates in responses (RFC 9110 §5.6.7), durations.
 //! Unix seconds throughout; civil-date conversion after H. Hinnant's `days_from_civil`.
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Whole seconds since the epoch (0 for a clock before it).
+pub fn unix_secs(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The same as a signed number, for comparing with policy timestamps.
+pub fn unix(t: SystemTime) -> i64 {
+    i64::try_from(unix_secs(t)).unwrap_or(i64::MAX)
+}
+
 fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
     let y = if m <= 2 { y - 1 } else { y };
     let era = y.div_euclid(400);

@@ -11,7 +11,6 @@ mod keys;
 pub use keys::{KeyError, Locations, Source, MAX_KEY_LEN};
 
 use std::collections::HashMap;
-use std::time::UNIX_EPOCH;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -253,9 +252,7 @@ fn unauthorized(code: &'static str, detail: &str) -> Rejection {
 }
 
 fn unix(env: &Env) -> i64 {
-    env.now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+    crate::time::unix(env.now)
 }
 
 impl ApiKey {

@@ -16,7 +16,7 @@ pub use keys::ALGORITHMS;
 pub use token::{parse as parse_token, parse_strict, TokenError};
 
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -586,9 +586,7 @@ impl From<TokenError> for Failure {
 }
 
 fn unix(env: &Env) -> i64 {
-    env.now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| secs(d.as_secs()))
+    crate::time::unix(env.now)
 }
 
 /// The token at one place of the request. `Err`: the place is ambiguous (repeated).

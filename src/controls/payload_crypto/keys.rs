@@ -1,7 +1,7 @@
 //! The key set: JWK-ish entries with `kid`, `alg`, validity, secrets inline or from the VM's
 //! environment variables.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use serde::Deserialize;
 
@@ -55,10 +55,7 @@ pub struct Key {
 
 impl Key {
     pub fn valid_at(&self, now: SystemTime) -> bool {
-        let t = now
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
+        let t = crate::time::unix_secs(now);
         self.not_before.is_none_or(|nb| t >= nb) && self.not_after.is_none_or(|na| t <= na)
     }
 

@@ -15,8 +15,6 @@ mod nonce;
 pub use keys::KeySpec;
 pub use nonce::{NonceCache, Outcome as NonceOutcome};
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use serde::Deserialize;
 
 use crate::config::{MatchSpec, RouteTable, Routed};
@@ -202,9 +200,7 @@ fn compile_rule(spec: &RuleSpec, keys: &[Key]) -> Result<Rule, ConfigError> {
     })
 }
 
-fn secs(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
+use crate::time::unix_secs as secs;
 
 /// A signature denial: 401 problem+json (replay-cache failures are answered in `remember`).
 fn reject(e: &SigError) -> Rejection {
