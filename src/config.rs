@@ -171,6 +171,14 @@ impl<R> RouteTable<R> {
     }
 }
 
+/// A header a control reads or sets, as a policy names it: lower case, digits, `-` and `_`
+/// (no pseudo-headers).
+pub fn is_header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
+}
+
 /// Header names as a policy lists them: exact names, and prefixes written with a trailing `*`
 /// (`x-debug-*`). Case-insensitive; Envoy hands names over in lower case.
 #[derive(Debug, Clone, Default)]

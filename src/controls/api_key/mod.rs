@@ -16,7 +16,8 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::config::{
-    check_scope_tokens, MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall,
+    check_scope_tokens, is_header_name, MatchSpec, RequiredScopes, RouteTable, Routed,
+    ScopeShortfall,
 };
 use crate::control::{ConfigError, Control, Env};
 use crate::params::path_without_param;
@@ -181,12 +182,6 @@ fn is_name(s: &str) -> bool {
         && s.len() <= 128
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-._:/@+~".contains(&b))
-}
-
-fn is_header_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
 }
 
 fn compile_key(k: &KeySpec) -> Result<(Key, [u8; 32]), ConfigError> {

@@ -25,7 +25,9 @@ use self::cache::{Cache, Verified};
 use self::keys::{compile_jwks, KeySet, SigError};
 use self::remote::{parse_uri, Remote, Update};
 use crate::callout::{Callout, CalloutResponse};
-use crate::config::{MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall};
+use crate::config::{
+    is_header_name, MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall,
+};
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::Rejection;
 use crate::request::RequestView;
@@ -282,13 +284,6 @@ pub struct JwtAuth {
 }
 
 pub const PAYLOAD_HEADER: &str = "x-jwt-payload";
-
-fn is_header_name(h: &str) -> bool {
-    !h.is_empty()
-        && !h.starts_with(':')
-        && h.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_".contains(&b))
-}
 
 fn is_param_name(n: &str) -> bool {
     !n.is_empty()
