@@ -23,6 +23,13 @@ pub trait DynControl {
         body: Option<&[u8]>,
         env: &Env,
     ) -> Verdict;
+    fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        prefix: &[u8],
+        env: &Env,
+    ) -> Verdict;
     fn tick_period(&self) -> Option<Duration>;
     fn on_tick(&self, env: &Env) -> Vec<Callout>;
     fn on_callout_response(&self, tag: u64, resp: Option<CalloutResponse>, env: &Env);
@@ -49,6 +56,15 @@ impl<C: Control> DynControl for C {
         env: &Env,
     ) -> Verdict {
         Control::on_response_body(self, req, resp, body, env)
+    }
+    fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        prefix: &[u8],
+        env: &Env,
+    ) -> Verdict {
+        Control::on_response_body_prefix(self, req, resp, prefix, env)
     }
     fn tick_period(&self) -> Option<Duration> {
         Control::tick_period(self)
@@ -244,6 +260,27 @@ impl Chain {
         body: Option<&[u8]>,
         env: &Env,
     ) -> Verdict {
+        self.response_body_members(req, |m| m.on_response_body(req, resp, body, env))
+    }
+
+    /// The first bytes of a body larger than the chain's (smallest) limit, to every member that
+    /// asked for the body.
+    pub fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        prefix: &[u8],
+        env: &Env,
+    ) -> Verdict {
+        self.response_body_members(req, |m| m.on_response_body_prefix(req, resp, prefix, env))
+    }
+
+    /// Ask the members that wanted the response body (in reverse), with the held edits.
+    fn response_body_members(
+        &self,
+        req: &RequestView,
+        ask: impl Fn(&dyn DynControl) -> Verdict,
+    ) -> Verdict {
         let asked = req.noted(RESP_BODY_NOTE).unwrap_or(0);
         let (ops, reports) = req.held.take().unwrap_or_default();
         let mut merged = Merged {
@@ -255,7 +292,7 @@ impl Chain {
             if asked & (1u64 << i) == 0 {
                 continue;
             }
-            if let Some(end) = merged.add(i, m.on_response_body(req, resp, body, env)) {
+            if let Some(end) = merged.add(i, ask(m.as_ref())) {
                 return end;
             }
         }

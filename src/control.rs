@@ -54,6 +54,21 @@ pub trait Control: Sized + 'static {
         Verdict::Continue
     }
 
+    /// Called instead of `on_response_body` when the body is larger than the `max_bytes` the
+    /// control asked for, with its first `max_bytes` bytes; the rest passes unseen. The body
+    /// cannot be replaced here (the host answers a `ReplaceBody` with a 500 problem, fail
+    /// closed): `Deny` replaces the whole response, `Pass`/`Report` let it through. By default
+    /// the control is told the body was too large (`None`).
+    fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        _prefix: &[u8],
+        env: &Env,
+    ) -> Verdict {
+        self.on_response_body(req, resp, None, env)
+    }
+
     /// How often the host calls `on_tick`; `None` for controls with no background work.
     fn tick_period(&self) -> Option<Duration> {
         None

@@ -167,6 +167,15 @@ impl Control for Guard {
     ) -> Verdict {
         self.chain.on_response_body(req, resp, body, env)
     }
+    fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        prefix: &[u8],
+        env: &Env,
+    ) -> Verdict {
+        self.chain.on_response_body_prefix(req, resp, prefix, env)
+    }
     fn tick_period(&self) -> Option<std::time::Duration> {
         self.chain.tick_period()
     }

@@ -66,8 +66,12 @@ impl<C: Control> Http<C> {
         }
     }
 
-    /// Apply a verdict. `body_len`: size of the buffered body a `ReplaceBody` replaces.
-    fn apply(&mut self, verdict: Verdict, phase: Phase, body_len: usize) -> Action {
+    /// Apply a verdict. `held`: the size of the body buffer Envoy holds for this phase right
+    /// now (inside a body callback, or at trailers after body bytes were buffered); `None` when
+    /// there is none (headers phase, a bodiless message). Envoy refuses to write a body it does
+    /// not hold, and the SDK turns that refusal into a trap: a `ReplaceBody` without one becomes
+    /// a local reply (response) or a fail-closed internal error (request), never that call.
+    fn apply(&mut self, verdict: Verdict, phase: Phase, held: Option<usize>) -> Action {
         let Some(shared) = self.shared.clone() else {
             return self.deny(unconfigured());
         };
@@ -92,6 +96,16 @@ impl<C: Control> Http<C> {
                 headers,
                 body,
             } => {
+                let Some(body_len) = held else {
+                    return match phase {
+                        Phase::Response => {
+                            self.replace_with_local_reply(&shared, code, &headers, &body)
+                        }
+                        Phase::Request => self.deny(internal(
+                            "a control replaced a request body Envoy does not hold",
+                        )),
+                    };
+                };
                 match phase {
                     Phase::Request => self.set_http_request_body(0, body_len, &body),
                     Phase::Response => self.set_http_response_body(0, body_len, &body),
@@ -120,13 +134,53 @@ impl<C: Control> Http<C> {
         }
     }
 
+    /// A bodiless response (a 504 with `Content-Length: 0`, an answer to HEAD, a 204 or 304)
+    /// whose body a control replaces: there is no body buffer to write, so the new body and
+    /// headers go out as a local reply with the same status. No body for HEAD, 204 and 304
+    /// (RFC 9110 §9.3.2, §15.3.5, §15.4.5): their status and headers only.
+    fn replace_with_local_reply(
+        &mut self,
+        shared: &Shared<C>,
+        code: &'static str,
+        ops: &[HeaderOp],
+        body: &[u8],
+    ) -> Action {
+        let status = ops
+            .iter()
+            .rev()
+            .find_map(|op| match op {
+                HeaderOp::Set(k, v) if k == ":status" => v.parse::<u16>().ok(),
+                _ => None,
+            })
+            .or(self.resp.as_ref().map(|r| r.status))
+            .filter(|s| (200..=599).contains(s))
+            .unwrap_or(500);
+        let headers: Vec<(&str, &str)> = ops
+            .iter()
+            .filter_map(|op| match op {
+                HeaderOp::Set(k, v) | HeaderOp::Add(k, v) => Some((k.as_str(), v.as_str())),
+                HeaderOp::Remove(_) => None,
+            })
+            .filter(|(k, _)| !k.starts_with(':') && *k != "content-length")
+            .collect();
+        // Envoy drops the body of a local reply to HEAD itself and keeps its headers
+        // (content-type, content-length); 204 and 304 never carry one (RFC 9110 §15.3.5, §15.4.5).
+        let bodiless = status == 204 || status == 304;
+        self.replied = true;
+        shared.metrics.count(C::NAME, Outcome::Replaced, code);
+        self.send_http_response(u32::from(status), headers, (!bodiless).then_some(body));
+        Action::Pause
+    }
+
     fn need_body(&mut self, max_bytes: usize, phase: Phase) -> Action {
         match phase {
             Phase::Request if self.req.as_ref().is_some_and(|r| r.has_body) => {
                 self.req_body_limit = Some(max_bytes);
                 Action::Pause
             }
-            Phase::Request => self.request_body_verdict(&[]),
+            // The headers ended the stream: the control sees the empty body now, and Envoy
+            // holds no body buffer for it.
+            Phase::Request => self.request_body_verdict(&[], None),
             Phase::Response => {
                 self.resp_body_limit = Some(max_bytes);
                 Action::Pause
@@ -190,7 +244,8 @@ impl<C: Control> Http<C> {
         }
     }
 
-    fn request_body_verdict(&mut self, body: &[u8]) -> Action {
+    /// `held`: the body buffer Envoy holds (see [`Self::apply`]).
+    fn request_body_verdict(&mut self, body: &[u8], held: Option<usize>) -> Action {
         self.req_body_limit = None;
         let (Some(shared), Some(req)) = (self.shared.clone(), self.req.take()) else {
             return self.deny(internal("request state lost"));
@@ -199,50 +254,60 @@ impl<C: Control> Http<C> {
         self.req = Some(req);
         match verdict {
             Verdict::NeedBody { .. } => self.deny(internal("the control asked for the body twice")),
-            v => self.apply(v, Phase::Request, body.len()),
+            v => self.apply(v, Phase::Request, held),
         }
     }
 
-    fn response_body_verdict(&mut self, body: Option<&[u8]>) -> Action {
+    fn response_body_verdict(&mut self, body: RespBody) -> Action {
         self.resp_body_limit = None;
         let (Some(shared), Some(req), Some(resp)) =
             (self.shared.clone(), self.req.take(), self.resp.take())
         else {
             return Action::Continue;
         };
-        let verdict = shared
-            .control
-            .on_response_body(&req, &resp, body, &self.env());
+        let env = self.env();
+        let verdict = match body {
+            RespBody::Whole(b, _) => shared.control.on_response_body(&req, &resp, Some(b), &env),
+            RespBody::Prefix(p) => shared.control.on_response_body_prefix(&req, &resp, p, &env),
+            RespBody::Unreadable => shared.control.on_response_body(&req, &resp, None, &env),
+        };
         self.req = Some(req);
         self.resp = Some(resp);
         match (verdict, body) {
             (Verdict::NeedBody { .. }, _) => {
-                log::error!(
-                    "portcullis {}: the control asked for the response body twice",
-                    C::NAME
-                );
-                Action::Continue
+                self.deny(internal("the control asked for the response body twice"))
             }
-            // Too large to inspect, and the control must not let it pass (a body it has to
-            // encrypt): the response is replaced by the denial.
-            (Verdict::Deny(r), None) => self.deny(r),
-            // A body the host never held cannot be replaced, and must not pass as it is.
-            (Verdict::ReplaceBody { .. }, None) => self.deny(internal(
+            (v, RespBody::Whole(_, held)) => self.apply(v, Phase::Response, held),
+            // Not held whole, and the control must not let it pass (an error page being hidden,
+            // a body it has to encrypt, a leak in the part it saw): replaced by the denial.
+            (Verdict::Deny(r), _) => self.deny(r),
+            // A body the host does not hold whole cannot be replaced, and must not pass as it is.
+            (Verdict::ReplaceBody { .. }, _) => self.deny(internal(
                 "a control replaced a response body too large to hold",
             )),
-            // Too large to inspect: it passes unchanged (never truncated) and is counted; the
-            // control may still edit headers and report.
-            (v, None) => {
+            // Too large to inspect whole: it passes unchanged (never truncated) and is counted;
+            // the control may still edit headers and report.
+            (v, _) => {
                 let r = Rejection::new(200, "response.too_large_to_inspect", "");
                 self.report(&shared, &r);
                 match v.into_pass() {
-                    v @ Verdict::Pass { .. } => self.apply(v, Phase::Response, 0),
+                    v @ Verdict::Pass { .. } => self.apply(v, Phase::Response, None),
                     _ => Action::Continue,
                 }
             }
-            (v, Some(b)) => self.apply(v, Phase::Response, b.len()),
         }
     }
+}
+
+/// What the host could hand the control of a response body.
+#[derive(Clone, Copy)]
+enum RespBody<'a> {
+    /// All of it, and the body buffer Envoy holds (see [`Http::apply`]).
+    Whole(&'a [u8], Option<usize>),
+    /// The first `max_bytes` of a larger body.
+    Prefix(&'a [u8]),
+    /// Buffered by Envoy but not handed over.
+    Unreadable,
 }
 
 impl<C: Control> Context for Http<C> {}
@@ -265,7 +330,7 @@ impl<C: Control> HttpContext for Http<C> {
         }
         let verdict = shared.control.on_request(&req, &self.env());
         self.req = Some(req);
-        self.apply(verdict, Phase::Request, 0)
+        self.apply(verdict, Phase::Request, None)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -293,7 +358,8 @@ impl<C: Control> HttpContext for Http<C> {
             self.get_http_request_body(0, body_size)
         };
         match body {
-            Some(body) => self.request_body_verdict(&body),
+            // Inside a body callback Envoy always holds a buffer (maybe an empty one).
+            Some(body) => self.request_body_verdict(&body, Some(body_size)),
             None => self.deny(internal("the buffered body could not be read")),
         }
     }
@@ -303,9 +369,15 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied || self.req_body_limit.is_none() {
             return Action::Continue;
         }
+        // No body bytes came before the trailers: Envoy buffers nothing, ask for nothing.
+        if self.req_body_seen == 0 {
+            return self.request_body_verdict(&[], None);
+        }
         match self.get_http_request_body(0, usize::MAX) {
-            Some(body) => self.request_body_verdict(&body),
-            None if self.req_body_seen == 0 => self.request_body_verdict(&[]),
+            Some(body) => {
+                let held = Some(body.len());
+                self.request_body_verdict(&body, held)
+            }
             None => self.deny(internal("the buffered body could not be read")),
         }
     }
@@ -335,9 +407,12 @@ impl<C: Control> HttpContext for Http<C> {
             return Action::Continue;
         }
         match verdict {
-            // No body follows: the control sees an empty one now.
-            Verdict::NeedBody { .. } if end_of_stream => self.response_body_verdict(Some(&[])),
-            v => self.apply(v, Phase::Response, 0),
+            // No body follows (a bodiless 5xx, HEAD, 204, 304): the control sees an empty one
+            // now, and Envoy holds no body buffer for it.
+            Verdict::NeedBody { .. } if end_of_stream => {
+                self.response_body_verdict(RespBody::Whole(&[], None))
+            }
+            v => self.apply(v, Phase::Response, None),
         }
     }
 
@@ -347,17 +422,22 @@ impl<C: Control> HttpContext for Http<C> {
         };
         self.resp_body_seen = body_size;
         if body_size > max {
-            return self.response_body_verdict(None);
+            // The control sees the first `max` bytes; the rest passes unseen.
+            return match self.get_http_response_body(0, max) {
+                Some(prefix) => self.response_body_verdict(RespBody::Prefix(&prefix)),
+                None => self.response_body_verdict(RespBody::Unreadable),
+            };
         }
         if !end_of_stream {
             return Action::Pause;
         }
         match self.get_http_response_body(0, body_size) {
-            Some(body) => self.response_body_verdict(Some(&body)),
-            None if body_size == 0 => self.response_body_verdict(Some(&[])),
+            // Inside a body callback Envoy always holds a buffer (maybe an empty one).
+            Some(body) => self.response_body_verdict(RespBody::Whole(&body, Some(body_size))),
+            None if body_size == 0 => self.response_body_verdict(RespBody::Whole(&[], Some(0))),
             // A buffered body the host cannot hand over is treated as one too large to inspect
             // (a control that must not let it pass denies it), never as an empty one.
-            None => self.response_body_verdict(None),
+            None => self.response_body_verdict(RespBody::Unreadable),
         }
     }
 
@@ -367,11 +447,17 @@ impl<C: Control> HttpContext for Http<C> {
         if self.replied || self.resp_body_limit.is_none() {
             return Action::Continue;
         }
+        // No body bytes came before the trailers: Envoy buffers nothing, ask for nothing.
+        if self.resp_body_seen == 0 {
+            return self.response_body_verdict(RespBody::Whole(&[], None));
+        }
         match self.get_http_response_body(0, usize::MAX) {
-            Some(body) => self.response_body_verdict(Some(&body)),
-            None if self.resp_body_seen == 0 => self.response_body_verdict(Some(&[])),
+            Some(body) => {
+                let held = Some(body.len());
+                self.response_body_verdict(RespBody::Whole(&body, held))
+            }
             // As in the body callback: a body that cannot be handed over is never an empty one.
-            None => self.response_body_verdict(None),
+            None => self.response_body_verdict(RespBody::Unreadable),
         }
     }
 }

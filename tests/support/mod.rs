@@ -191,7 +191,7 @@ impl EnvoyBuilder {
     }
 }
 
-fn wasm_filter(f: &Filter) -> Value {
+pub fn wasm_filter(f: &Filter) -> Value {
     let env: serde_json::Map<String, Value> = f
         .env
         .iter()
