@@ -90,3 +90,21 @@ fn production_builds_have_no_fault_injection() {
     );
     assert_eq!(r.status, 200);
 }
+
+#[test]
+fn a_write_envoy_refuses_fails_closed_with_500_and_the_vm_keeps_serving() {
+    let e = faulty();
+    let r = e.get("/orders", &[("x-portcullis-fault", "refused-write")]);
+    r.assert_problem(500, "internal");
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(e.counter("content_type", "denied", "internal"), 1);
+    assert!(
+        e.log()
+            .contains("internal error: Envoy refused set_buffer_bytes"),
+        "{}",
+        e.log()
+    );
+    // No trap, so no reload: the very next request is checked and served.
+    assert_eq!(e.post("/orders", &[JSON], b"{}").status, 200);
+    assert_eq!(e.upstream_seen().len(), 1);
+}

@@ -3,10 +3,11 @@
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::Action;
+use proxy_wasm::types::{Action, BufferType, MapType};
 
 use super::root::Shared;
 use super::store::ProxyStore;
+use super::writes::{self, Refused};
 use crate::alert;
 use crate::control::{Control, Env};
 use crate::reject::Rejection;
@@ -86,7 +87,9 @@ impl<C: Control> Http<C> {
                 Action::Continue
             }
             Verdict::Mutate(ops) => {
-                self.apply_ops(&ops, phase);
+                if let Err(e) = self.apply_ops(&ops, phase) {
+                    return self.refused(e);
+                }
                 count_allowed(&shared);
                 Action::Continue
             }
@@ -106,13 +109,17 @@ impl<C: Control> Http<C> {
                         )),
                     };
                 };
-                match phase {
-                    Phase::Request => self.set_http_request_body(0, body_len, &body),
-                    Phase::Response => self.set_http_response_body(0, body_len, &body),
+                let buffer = match phase {
+                    Phase::Request => BufferType::HttpRequestBody,
+                    Phase::Response => BufferType::HttpResponseBody,
+                };
+                let len = HeaderOp::Set("content-length".into(), body.len().to_string());
+                let written = writes::set_body(buffer, 0, body_len, &body)
+                    .and_then(|()| self.apply_ops(&headers, phase))
+                    .and_then(|()| self.apply_ops(&[len], phase));
+                if let Err(e) = written {
+                    return self.refused(e);
                 }
-                self.apply_ops(&headers, phase);
-                let len = body.len().to_string();
-                self.apply_ops(&[HeaderOp::Set("content-length".into(), len)], phase);
                 shared.metrics.count(C::NAME, Outcome::Replaced, code);
                 Action::Continue
             }
@@ -122,7 +129,9 @@ impl<C: Control> Http<C> {
                 Action::Continue
             }
             Verdict::Pass { ops, reports } => {
-                self.apply_ops(&ops, phase);
+                if let Err(e) = self.apply_ops(&ops, phase) {
+                    return self.refused(e);
+                }
                 for r in &reports {
                     self.report(&shared, r);
                 }
@@ -166,10 +175,20 @@ impl<C: Control> Http<C> {
         // Envoy drops the body of a local reply to HEAD itself and keeps its headers
         // (content-type, content-length); 204 and 304 never carry one (RFC 9110 §15.3.5, §15.4.5).
         let bodiless = status == 204 || status == 304;
+        if let Err(e) =
+            writes::send_response(u32::from(status), &headers, (!bodiless).then_some(body))
+        {
+            return self.refused(e);
+        }
         self.replied = true;
         shared.metrics.count(C::NAME, Outcome::Replaced, code);
-        self.send_http_response(u32::from(status), headers, (!bodiless).then_some(body));
         Action::Pause
+    }
+
+    /// Envoy refused a write in this stream state: an internal error, failing closed (the
+    /// request is denied, the response replaced by the problem), never a trap.
+    fn refused(&mut self, e: Refused) -> Action {
+        self.deny(internal(&e.to_string()))
     }
 
     fn need_body(&mut self, max_bytes: usize, phase: Phase) -> Action {
@@ -188,17 +207,19 @@ impl<C: Control> Http<C> {
         }
     }
 
-    fn apply_ops(&self, ops: &[HeaderOp], phase: Phase) {
+    fn apply_ops(&self, ops: &[HeaderOp], phase: Phase) -> Result<(), Refused> {
+        let map = match phase {
+            Phase::Request => MapType::HttpRequestHeaders,
+            Phase::Response => MapType::HttpResponseHeaders,
+        };
         for op in ops {
-            match (op, phase) {
-                (HeaderOp::Set(k, v), Phase::Request) => self.set_http_request_header(k, Some(v)),
-                (HeaderOp::Add(k, v), Phase::Request) => self.add_http_request_header(k, v),
-                (HeaderOp::Remove(k), Phase::Request) => self.set_http_request_header(k, None),
-                (HeaderOp::Set(k, v), Phase::Response) => self.set_http_response_header(k, Some(v)),
-                (HeaderOp::Add(k, v), Phase::Response) => self.add_http_response_header(k, v),
-                (HeaderOp::Remove(k), Phase::Response) => self.set_http_response_header(k, None),
+            match op {
+                HeaderOp::Set(k, v) => writes::set_header(map, k, Some(v))?,
+                HeaderOp::Add(k, v) => writes::add_header(map, k, v)?,
+                HeaderOp::Remove(k) => writes::set_header(map, k, None)?,
             }
         }
+        Ok(())
     }
 
     fn report(&self, shared: &Shared<C>, r: &Rejection) {
@@ -229,11 +250,23 @@ impl<C: Control> Http<C> {
         }
         let body = r.problem_body(self.req.as_ref().and_then(RequestView::request_id));
         self.replied = true;
-        self.send_http_response(
+        let sent = writes::send_response(
             u32::from(r.status),
-            r.response_headers(),
+            &r.response_headers(),
             Some(body.as_bytes()),
         );
+        // Not even a local reply is possible: reset the stream rather than let it continue;
+        // if that is refused too, the stream stays paused (nothing passes) until Envoy's
+        // timeouts end it.
+        if let Err(e) = sent {
+            log::error!(
+                "portcullis {}: internal error: {e}; resetting the stream",
+                C::NAME
+            );
+            if let Err(e) = writes::reset_stream() {
+                log::error!("portcullis {}: internal error: {e}", C::NAME);
+            }
+        }
         Action::Pause
     }
 
@@ -326,6 +359,13 @@ impl<C: Control> HttpContext for Http<C> {
         match req.header("x-portcullis-fault") {
             Some("trap") => fault_trap(),
             Some("internal") => return self.deny(internal("fault injection")),
+            // A write Envoy refuses in this state (no request body is held at the headers of
+            // a GET): what replacing a bodiless response's body was before #23.
+            Some("refused-write") => {
+                if let Err(e) = writes::set_body(BufferType::HttpRequestBody, 0, 0, b"x") {
+                    return self.refused(e);
+                }
+            }
             _ => {}
         }
         let verdict = shared.control.on_request(&req, &self.env());
@@ -402,7 +442,9 @@ impl<C: Control> HttpContext for Http<C> {
             // Our own local reply: only header edits apply (no second denial, no body rewrite);
             // a chain's come as `Pass`.
             if let Verdict::Pass { ops, .. } = verdict.into_pass() {
-                self.apply_ops(&ops, Phase::Response);
+                if let Err(e) = self.apply_ops(&ops, Phase::Response) {
+                    log::error!("portcullis {}: internal error: {e}", C::NAME);
+                }
             }
             return Action::Continue;
         }

@@ -9,6 +9,7 @@ mod http;
 mod metrics;
 mod root;
 mod store;
+mod writes;
 
 use proxy_wasm::types::LogLevel;
 
