@@ -224,6 +224,18 @@ fn modules() -> Vec<(&'static str, Filter)> {
                 }),
             ),
         ),
+        // Issues its token cookie on every safe response.
+        ("csrf", Filter::new("csrf", r#"{"default": {"token": {}}}"#)),
+        // Egress signing buffers and digests every request body, empty ones included.
+        (
+            "request-signing",
+            Filter::new(
+                "request-signing",
+                r#"{"mode": "sign",
+                    "keys": [{"keyid": "k1", "secret": "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng="}],
+                    "default": {"components": ["@method", "@path", "content-type"]}}"#,
+            ),
+        ),
         (
             "guard",
             Filter::new(
