@@ -161,6 +161,39 @@ pub fn parse_duration(s: &str) -> Result<u64, String> {
     n.parse::<u64>().map(|n| n * unit).map_err(|_| bad())
 }
 
+/// Where a moment falls in a key's validity window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyWindow {
+    NotYetValid,
+    Valid,
+    Expired,
+}
+
+/// Every module with key windows (api-key, request-signing, payload-crypto) decides with this
+/// one rule: a key is valid from `not_before` (inclusive) until `not_after` (exclusive), so the
+/// second `not_after` names is the first one in which the key is refused, as with JWT's `exp`
+/// (RFC 7519 §4.1.4). Unix seconds.
+pub fn key_window(now: i64, not_before: Option<i64>, not_after: Option<i64>) -> KeyWindow {
+    if not_before.is_some_and(|nb| now < nb) {
+        KeyWindow::NotYetValid
+    } else if not_after.is_some_and(|na| now >= na) {
+        KeyWindow::Expired
+    } else {
+        KeyWindow::Valid
+    }
+}
+
+/// The configure-time check of a window: a key must be valid for at least one second.
+pub fn check_key_window(not_before: Option<i64>, not_after: Option<i64>) -> Result<(), String> {
+    match (not_before, not_after) {
+        (Some(nb), Some(na)) if na <= nb => Err(
+            "must be later than `not_before` (`not_after` is the first second the key is refused)"
+                .into(),
+        ),
+        _ => Ok(()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +239,19 @@ mod tests {
         assert!(parse_duration("7").is_err());
         assert!(parse_duration("-1d").is_err());
         assert!(parse_duration("d").is_err());
+    }
+
+    #[test]
+    fn key_windows_include_not_before_and_exclude_not_after() {
+        let (nb, na) = (Some(100), Some(200));
+        assert_eq!(key_window(99, nb, na), KeyWindow::NotYetValid);
+        assert_eq!(key_window(100, nb, na), KeyWindow::Valid);
+        assert_eq!(key_window(199, nb, na), KeyWindow::Valid);
+        assert_eq!(key_window(200, nb, na), KeyWindow::Expired);
+        assert_eq!(key_window(i64::MIN, None, None), KeyWindow::Valid);
+        assert!(check_key_window(nb, na).is_ok());
+        assert!(check_key_window(Some(5), Some(5)).is_err());
+        assert!(check_key_window(Some(6), Some(5)).is_err());
+        assert!(check_key_window(None, Some(5)).is_ok());
     }
 }

@@ -37,6 +37,8 @@ pub use base::{BaseError, Message};
 pub use digest::{Algorithm, DigestError};
 use sfv::{BareItem, Item, Member, Params};
 
+use crate::time::{key_window, KeyWindow};
+
 /// The only algorithm supported.
 pub const ALG: &str = "hmac-sha256";
 /// Longest nonce accepted.
@@ -178,15 +180,27 @@ fn malformed(d: impl Into<String>) -> SigError {
     SigError::Malformed(d.into())
 }
 
-/// Parse `Signature-Input` and `Signature` and pick the signature labelled `label` (or, with
-/// `None`, the only one).
-pub fn parse(msg: &Message, label: Option<&str>) -> Result<Parsed, SigError> {
+/// Most signatures one request may make [`verify_headers`] try (each costs an HMAC); later
+/// ones are skipped, so a flood of signatures costs bounded CPU.
+pub const MAX_SIGNATURES: usize = 8;
+
+type Dictionary = Vec<(String, Member)>;
+
+/// The `Signature-Input` and `Signature` dictionaries.
+fn dictionaries(msg: &Message) -> Result<(Dictionary, Dictionary), SigError> {
     let (Some(input), Some(sig)) = (msg.field("signature-input"), msg.field("signature")) else {
         return Err(SigError::Missing);
     };
     let inputs =
         sfv::parse_dictionary(&input).map_err(|e| malformed(format!("Signature-Input: {e}")))?;
     let sigs = sfv::parse_dictionary(&sig).map_err(|e| malformed(format!("Signature: {e}")))?;
+    Ok((inputs, sigs))
+}
+
+/// Parse `Signature-Input` and `Signature` and pick the signature labelled `label` (or, with
+/// `None`, the only one).
+pub fn parse(msg: &Message, label: Option<&str>) -> Result<Parsed, SigError> {
+    let (inputs, sigs) = dictionaries(msg)?;
     let (label, member) = match label {
         Some(l) => inputs
             .iter()
@@ -198,6 +212,11 @@ pub fn parse(msg: &Message, label: Option<&str>) -> Result<Parsed, SigError> {
             _ => return Err(malformed("several signatures and no label configured")),
         },
     };
+    parse_pair(label, member, &sigs)
+}
+
+/// One signature: its `Signature-Input` member and the `Signature` member of the same label.
+fn parse_pair(label: &str, member: &Member, sigs: &Dictionary) -> Result<Parsed, SigError> {
     let (components, params) = base::components_of(member)
         .ok_or_else(|| malformed("Signature-Input member is not an inner list"))?;
     let signature = match sigs.iter().find(|(k, _)| k == label).map(|(_, m)| m) {
@@ -209,7 +228,7 @@ pub fn parse(msg: &Message, label: Option<&str>) -> Result<Parsed, SigError> {
         None => return Err(malformed(format!("no Signature for label `{label}`"))),
     };
     let mut parsed = Parsed {
-        label: label.clone(),
+        label: label.to_string(),
         components: components.to_vec(),
         params: params.clone(),
         created: None,
@@ -266,14 +285,18 @@ impl Key {
     }
 
     /// `Ok` when the key may be used at `now`.
+    /// `not_after` is exclusive: see [`crate::time::key_window`].
     pub fn valid_at(&self, now: u64) -> Result<(), SigError> {
-        if self.not_before.is_some_and(|nb| now < nb) {
-            return Err(SigError::KeyNotYetValid);
+        let secs = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        match key_window(
+            secs(now),
+            self.not_before.map(secs),
+            self.not_after.map(secs),
+        ) {
+            KeyWindow::Valid => Ok(()),
+            KeyWindow::NotYetValid => Err(SigError::KeyNotYetValid),
+            KeyWindow::Expired => Err(SigError::KeyExpired),
         }
-        if self.not_after.is_some_and(|na| now >= na) {
-            return Err(SigError::KeyExpired);
-        }
-        Ok(())
     }
 }
 
@@ -290,10 +313,11 @@ pub fn newest_key(keys: &[Key], now: u64) -> Option<&Key> {
 pub struct VerifyOptions {
     /// The label to verify; `None`: the only signature.
     pub label: Option<String>,
-    /// Components the signature must cover (parsed with [`base::parse_component`]);
-    /// `content-digest` only when the request has a body.
+    /// Components the signature must cover (parsed with [`base::parse_component`]); listing
+    /// `content-digest` requires it of requests without a body too.
     pub required: Vec<Item>,
-    /// When true, a request with a body must cover `content-digest`.
+    /// When true, a request with a body must cover `content-digest` (even when `required`
+    /// does not list it).
     pub require_digest: bool,
     /// Accepted key ids; empty: every key.
     pub key_ids: Vec<String>,
@@ -337,6 +361,10 @@ pub struct Verified {
     pub signature: Vec<u8>,
     /// `content-digest` is covered: the body must be checked with [`check_digest`].
     pub covers_digest: bool,
+    /// The other signatures tried before this one that failed, or not tried (over
+    /// [`MAX_SIGNATURES`]): label and reason code. Signatures by unknown keys are ignored, not
+    /// listed.
+    pub skipped: Vec<(String, &'static str)>,
 }
 
 fn content_digest_component() -> Item {
@@ -348,17 +376,83 @@ fn content_digest_component() -> Item {
 
 /// Everything but the body: parse, coverage, parameters, window, key, MAC. `has_body`: the
 /// request carries a body (then `content-digest` must be covered if the options say so).
+///
+/// With a `label` in the options only that signature is checked. Without one (RFC 9421 §4.3:
+/// several signatures for several verifiers), the request verifies when any one signature by a
+/// known key does: signatures naming an unknown key id are ignored, malformed or failing ones
+/// skipped (listed in [`Verified::skipped`]), and at most [`MAX_SIGNATURES`] are tried. When none
+/// verifies, the error is the first one of a signature by a known key, else "unknown key",
+/// else the first malformed one.
 pub fn verify_headers(
     msg: &Message,
     has_body: bool,
     keys: &[Key],
     opts: &VerifyOptions,
 ) -> Result<Verified, SigError> {
-    let p = parse(msg, opts.label.as_deref())?;
+    if opts.label.is_some() {
+        let p = parse(msg, opts.label.as_deref())?;
+        return verify_parsed(p, msg, has_body, keys, opts);
+    }
+    let (inputs, sigs) = dictionaries(msg)?;
+    if inputs.is_empty() {
+        return Err(SigError::Missing);
+    }
+    // The most telling failure so far, ranked: 2 by a known key, 1 unknown key, 0 malformed.
+    let mut failure: Option<(u8, SigError)> = None;
+    let mut fail = |rank: u8, e: SigError| {
+        if failure.as_ref().is_none_or(|(r, _)| rank > *r) {
+            failure = Some((rank, e));
+        }
+    };
+    let mut skipped = Vec::new();
+    for (i, (label, member)) in inputs.iter().enumerate() {
+        if i >= MAX_SIGNATURES {
+            skipped.push((label.clone(), "signature.too_many"));
+            continue;
+        }
+        let p = match parse_pair(label, member, &sigs) {
+            Ok(p) => p,
+            Err(e) => {
+                skipped.push((label.clone(), e.code()));
+                fail(0, e);
+                continue;
+            }
+        };
+        let known = p
+            .keyid
+            .as_deref()
+            .is_some_and(|id| keys.iter().any(|k| k.keyid == id));
+        if !known {
+            fail(1, SigError::KeyUnknown);
+            continue;
+        }
+        match verify_parsed(p, msg, has_body, keys, opts) {
+            Ok(mut v) => {
+                // The signatures after this one were not looked at: not skipped.
+                v.skipped = skipped;
+                return Ok(v);
+            }
+            Err(e) => {
+                skipped.push((label.clone(), e.code()));
+                fail(2, e);
+            }
+        }
+    }
+    Err(failure.map_or(SigError::Missing, |(_, e)| e))
+}
+
+/// [`verify_headers`] for one parsed signature.
+fn verify_parsed(
+    p: Parsed,
+    msg: &Message,
+    has_body: bool,
+    keys: &[Key],
+    opts: &VerifyOptions,
+) -> Result<Verified, SigError> {
     let digest_item = content_digest_component();
-    // `content-digest` is required only of requests that carry a body.
-    let needed = |c: &&Item| has_body || **c != digest_item;
-    if let Some(missing) = opts.required.iter().filter(needed).find(|c| !p.covers(c)) {
+    // Every required component, `content-digest` too: a route that requires it requires it of
+    // a request without a body as well (the digest of the empty body, RFC 9530).
+    if let Some(missing) = opts.required.iter().find(|c| !p.covers(c)) {
         let mut name = String::new();
         let _ = sfv::write_item(&mut name, missing);
         return Err(SigError::Components(name));
@@ -418,6 +512,7 @@ pub fn verify_headers(
         nonce: p.nonce,
         signature: p.signature,
         covers_digest,
+        skipped: Vec::new(),
     })
 }
 

@@ -75,6 +75,20 @@ pub fn lib_sign(
     created: u64,
     components: &[&str],
 ) -> Vec<(String, String)> {
+    let mut req = SignRequest::new("client-1", created, components);
+    req.nonce = signing::random_nonce();
+    lib_sign_as(method, target, headers, body, SECRET, &req)
+}
+
+/// [`lib_sign`] with any signature parameters and secret.
+pub fn lib_sign_as(
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    secret_b64: &str,
+    req: &SignRequest,
+) -> Vec<(String, String)> {
     let h: Vec<(String, Vec<u8>)> = headers
         .iter()
         .map(|(k, v)| (k.to_ascii_lowercase(), v.as_bytes().to_vec()))
@@ -86,13 +100,22 @@ pub fn lib_sign(
         target,
         headers: &h,
     };
-    let mut req = SignRequest::new("client-1", created, components);
-    req.nonce = signing::random_nonce();
-    let secret = signing::decode_secret(SECRET).expect("base64");
-    let s = signing::sign(&msg, Some(body), &secret, &req).expect("sign");
+    let secret = signing::decode_secret(secret_b64).expect("base64");
+    let s = signing::sign(&msg, Some(body), &secret, req).expect("sign");
     s.headers()
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
+        .collect()
+}
+
+/// Two signed header sets as one request carries them: one Content-Digest, each dictionary
+/// field with both members (`a` first).
+pub fn both(a: &[(String, String)], b: &[(String, String)]) -> Vec<(String, String)> {
+    a.iter()
+        .map(|(k, v)| match b.iter().find(|(n, _)| n == k) {
+            Some((_, w)) if k != "Content-Digest" => (k.clone(), format!("{v}, {w}")),
+            _ => (k.clone(), v.clone()),
+        })
         .collect()
 }
 

@@ -23,7 +23,9 @@ use crate::control::{ConfigError, Control, Env};
 use crate::params::path_without_param;
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
-use crate::time::{http_date, parse_duration, parse_rfc3339};
+use crate::time::{
+    check_key_window, http_date, key_window, parse_duration, parse_rfc3339, KeyWindow,
+};
 use crate::verdict::{HeaderOp, Verdict};
 
 /// The note a request in its key's grace period leaves for the response: key index + 1.
@@ -214,14 +216,7 @@ fn compile_key(k: &KeySpec) -> Result<(Key, [u8; 32]), ConfigError> {
         when("not_before", &k.not_before)?,
         when("not_after", &k.not_after)?,
     );
-    if let (Some(b), Some(a)) = (not_before, not_after) {
-        if b >= a {
-            return Err(ConfigError::new(
-                "not_after",
-                "must be later than `not_before`",
-            ));
-        }
-    }
+    check_key_window(not_before, not_after).map_err(|e| ConfigError::new("not_after", e))?;
     Ok((
         Key {
             id: k.id.clone(),
@@ -378,16 +373,19 @@ impl Control for ApiKey {
             ));
         };
         let now = unix(env);
-        if key.not_before.is_some_and(|nb| now < nb) {
-            return Verdict::Deny(unauthorized(
-                "api_key.not_yet_valid",
-                "the API key is not valid yet",
-            ));
+        match key_window(now, key.not_before, key.not_after) {
+            KeyWindow::Valid => {}
+            KeyWindow::NotYetValid => {
+                return Verdict::Deny(unauthorized(
+                    "api_key.not_yet_valid",
+                    "the API key is not valid yet",
+                ))
+            }
+            KeyWindow::Expired => {
+                return Verdict::Deny(unauthorized("api_key.expired", "the API key has expired"))
+            }
         }
         if let Some(na) = key.not_after {
-            if now >= na {
-                return Verdict::Deny(unauthorized("api_key.expired", "the API key has expired"));
-            }
             if now >= na.saturating_sub(self.grace) {
                 req.note(GRACE_NOTE, index as u64 + 1);
             }

@@ -7,6 +7,7 @@ use serde::Deserialize;
 
 use super::jwe::{b64d, ec_public_from_xy, Alg, JweError, KeyMaterial};
 use crate::control::ConfigError;
+use crate::time::{check_key_window, key_window, KeyWindow};
 
 /// One key, as written in the policy.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,7 +40,8 @@ pub struct KeySpec {
     /// Unix seconds before which the key is not used.
     #[serde(default)]
     pub not_before: Option<u64>,
-    /// Unix seconds after which the key is not used.
+    /// Unix seconds from which the key is no longer used (exclusive: the key's last second is
+    /// `not_after - 1`, as in the other modules).
     #[serde(default)]
     pub not_after: Option<u64>,
 }
@@ -54,9 +56,14 @@ pub struct Key {
 }
 
 impl Key {
+    /// `not_after` is exclusive: see [`crate::time::key_window`].
     pub fn valid_at(&self, now: SystemTime) -> bool {
-        let t = crate::time::unix_secs(now);
-        self.not_before.is_none_or(|nb| t >= nb) && self.not_after.is_none_or(|na| t <= na)
+        let secs = |t: u64| i64::try_from(t).unwrap_or(i64::MAX);
+        key_window(
+            crate::time::unix(now),
+            self.not_before.map(secs),
+            self.not_after.map(secs),
+        ) == KeyWindow::Valid
     }
 
     pub fn can_decrypt(&self) -> bool {
@@ -187,11 +194,9 @@ pub fn compile_key(spec: &KeySpec) -> Result<Key, ConfigError> {
             }
         }
     };
-    if let (Some(nb), Some(na)) = (spec.not_before, spec.not_after) {
-        if na < nb {
-            return Err(ConfigError::new("not_after", "is before `not_before`"));
-        }
-    }
+    let secs = |t: Option<u64>| t.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+    check_key_window(secs(spec.not_before), secs(spec.not_after))
+        .map_err(|e| ConfigError::new("not_after", e))?;
     Ok(Key {
         kid: spec.kid.clone(),
         alg,

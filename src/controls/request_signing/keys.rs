@@ -4,7 +4,7 @@ use serde::Deserialize;
 
 use crate::control::ConfigError;
 use crate::signing::{self, Key};
-use crate::time::parse_rfc3339;
+use crate::time::{check_key_window, parse_rfc3339};
 
 /// Shortest secret accepted: HMAC-SHA256 keys should be at least as long as its output.
 pub const MIN_SECRET_BYTES: usize = 32;
@@ -97,14 +97,9 @@ pub fn compile(specs: &[KeySpec]) -> Result<Vec<Key>, ConfigError> {
         };
         let not_before = time(&s.not_before, "not_before")?;
         let not_after = time(&s.not_after, "not_after")?;
-        if let (Some(nb), Some(na)) = (not_before, not_after) {
-            if na <= nb {
-                return Err(ConfigError::new(
-                    at("not_after"),
-                    "must be later than `not_before`",
-                ));
-            }
-        }
+        let signed = |t: Option<u64>| t.map(|t| i64::try_from(t).unwrap_or(i64::MAX));
+        check_key_window(signed(not_before), signed(not_after))
+            .map_err(|e| ConfigError::new(at("not_after"), e))?;
         out.push(Key {
             keyid: s.keyid.clone(),
             secret,

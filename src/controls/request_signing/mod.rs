@@ -228,7 +228,27 @@ impl RequestSigning {
     }
 
     /// The replay check, last: only a signature that verified may take a place in the cache.
+    /// Other signatures the request carried that were skipped are reported (counted, logged).
     fn remember(&self, v: &signing::Verified, env: &Env) -> Verdict {
+        match self.spend(v, env) {
+            Verdict::Continue if !v.skipped.is_empty() => Verdict::Report(Rejection::new(
+                400,
+                "signature.skipped",
+                format!(
+                    "`{}` verified; skipped: {}",
+                    v.label,
+                    v.skipped
+                        .iter()
+                        .map(|(label, why)| format!("`{label}` ({why})"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            )),
+            verdict => verdict,
+        }
+    }
+
+    fn spend(&self, v: &signing::Verified, env: &Env) -> Verdict {
         let id = match &v.nonce {
             Some(n) => n.as_bytes(),
             // No nonce (allowed by the policy): the signature itself is single-use.
@@ -237,7 +257,7 @@ impl RequestSigning {
         let created = u64::try_from(v.created).unwrap_or(0);
         match self
             .nonces
-            .check_and_remember(env.store, &v.keyid, id, created)
+            .check_and_remember(env.store, &v.keyid, id, created, secs(env.now))
         {
             NonceOutcome::Fresh => Verdict::Continue,
             NonceOutcome::Replayed => Verdict::Deny(
@@ -248,7 +268,7 @@ impl RequestSigning {
                 Rejection::new(
                     503,
                     "signature.replay_cache_full",
-                    "too many signed requests in this time slot; retry later",
+                    "too many signed requests in the replay window; retry later",
                 )
                 .with_header("retry-after", "10"),
             ),
@@ -292,13 +312,11 @@ impl RequestSigning {
             })
             .map(|(_, s)| s.clone())
             .collect();
+        // A listed content-digest is covered with or without a body (then the digest of the
+        // empty body), as verify requires; `require_digest` adds it to requests with a body.
         let has_body = req.has_body || !body.is_empty();
         if rule.require_digest && has_body && !components.iter().any(|c| c == "content-digest") {
             components.push("content-digest".into());
-        }
-        if !has_body {
-            // Nothing to digest: like verify, content-digest is for requests with a body.
-            components.retain(|c| c != "content-digest");
         }
         let nonce = if self.require_nonce {
             match signing::random_nonce() {

@@ -1,29 +1,34 @@
 //! The replay cache: nonces remembered in Envoy shared data, bounded and expiring.
 //!
-//! Shared data never expires and has no delete, so the set is a ring of time slots: a nonce goes
-//! into the slot of its signature's `created` time (`bucket = created / bucket_secs`,
-//! `slot = bucket % slots`), each slot split into shards by the nonce's hash. Every value
-//! records its bucket number; a slot holding an older bucket is dead and is overwritten when
-//! reused. There are more slots than buckets a live signature can fall in (`created` within
-//! `[now - window - skew, now + skew]`), so a slot is reused only once every nonce in it is
-//! outside the window: a live nonce is never evicted. A full shard refuses new nonces (the
-//! request is denied, fail closed) instead of forgetting old ones. Nonces are written with
-//! compare-and-swap, so concurrent worker threads never lose each other's nonces. (The one
-//! exception Envoy's API forces: a key's very first write, which only creates it empty, cannot
-//! be conditional; two workers creating the same key in the same instant may drop one nonce,
-//! once per key and Envoy process.)
+//! A nonce is single-use per key id over the whole window, whatever else differs (another
+//! `created`, label or set of components): the cache is keyed by (key id, nonce) alone. It is
+//! a hash table in shared data: the nonce's hash picks one of `shards` keys, and each shard
+//! holds entries of (16 bytes of the hash, expiry time). An entry expires
+//! `window + 2·skew` after its signature's `created` or its first use, whichever is later, so
+//! no signature carrying the nonce can be accepted again while it is remembered. Shared data
+//! never expires and has no delete: expired entries are dropped when their shard is next
+//! written. A shard full of live entries refuses new nonces (the request is denied, fail
+//! closed) instead of forgetting live ones. Nonces are written with compare-and-swap, so
+//! concurrent worker threads never lose each other's nonces. (The one exception Envoy's API
+//! forces: a key's very first write, which only creates it empty, cannot be conditional; two
+//! workers creating the same key in the same instant may drop one nonce, once per key and
+//! Envoy process.)
 
 use sha2::{Digest, Sha256};
 
 use crate::store::{SharedStore, StoreError};
 
 /// Bytes of SHA-256 kept per nonce (collisions between honest nonces: ~2^-64 per pair).
-const ENTRY: usize = 16;
-/// Entries per shard beyond which a bucket is split into more shards. Every insert reads and
-/// rewrites its whole shard (shared data has no append), so shards stay small: 128 entries is
-/// 2 KiB copied per signed request instead of 16 KiB at 1024.
+const HASH: usize = 16;
+/// A stored entry: the hash, then the expiry (unix seconds, big-endian).
+const ENTRY: usize = HASH + 8;
+/// The layout version, the first byte of every value (another layout is read as empty).
+const VERSION: u8 = 2;
+/// Entries per shard the capacity is spread over. Every insert reads and rewrites its whole
+/// shard (shared data has no append), so shards stay small: ~3 KiB copied per signed request.
 const SHARD_TARGET: usize = 128;
-const MAX_SHARDS: u64 = 64;
+/// Up to 16 M nonces (`nonce_capacity` is at most 10 M).
+const MAX_SHARDS: u64 = 1 << 17;
 const CAS_RETRIES: usize = 9;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +36,7 @@ pub enum Outcome {
     /// First use: remembered.
     Fresh,
     Replayed,
-    /// The slot is full: refused, nothing evicted.
+    /// The nonce's shard is full of live nonces: refused, nothing evicted.
     Full,
     /// The store refused the write or kept losing the race.
     Unavailable,
@@ -39,8 +44,8 @@ pub enum Outcome {
 
 #[derive(Debug, Clone)]
 pub struct NonceCache {
-    bucket_secs: u64,
-    slots: u64,
+    /// How long a nonce is remembered after the later of its `created` and its first use.
+    ttl_secs: u64,
     shards: u64,
     per_shard: usize,
     prefix: String,
@@ -48,87 +53,90 @@ pub struct NonceCache {
 
 impl NonceCache {
     /// A cache for signatures accepted `window_secs` back and `skew_secs` either way, holding
-    /// about `capacity` nonces spread over the slots.
+    /// about `capacity` live nonces.
     pub fn new(window_secs: u64, skew_secs: u64, capacity: usize) -> Self {
-        let span = window_secs + 2 * skew_secs;
-        // About 30 slots per span: fine-grained expiry, few keys.
-        let bucket_secs = span.div_ceil(30).max(1);
-        // Buckets a live `created` can fall in, plus one so that a reused slot is always dead.
-        let live = span / bucket_secs + 2;
-        let slots = live + 1;
-        let per_bucket = capacity.div_ceil(usize::try_from(live).unwrap_or(usize::MAX));
-        let shards = u64::try_from(per_bucket.div_ceil(SHARD_TARGET))
+        let shards = u64::try_from(capacity.div_ceil(SHARD_TARGET))
             .unwrap_or(MAX_SHARDS)
             .clamp(1, MAX_SHARDS);
-        let mean = per_bucket
+        let mean = capacity
             .div_ceil(usize::try_from(shards).unwrap_or(1))
             .max(1);
         // Nonces hash unevenly over the shards: head room of three standard deviations, so a
-        // shard fills only once the bucket is close to its share of `capacity`.
+        // shard fills only once the cache is close to `capacity`.
         let per_shard = if shards == 1 {
             mean
         } else {
             mean + 3 * mean.isqrt() + 1
         };
         NonceCache {
-            bucket_secs,
-            slots,
+            ttl_secs: window_secs.saturating_add(skew_secs.saturating_mul(2)),
             shards,
             per_shard,
             // Different geometries must never share keys.
-            prefix: format!("portcullis.request_signing.nonce.{bucket_secs}.{slots}.{shards}"),
+            prefix: format!("portcullis.request_signing.nonce.v{VERSION}.{shards}"),
         }
     }
 
-    /// Nonces one slot shard holds.
+    /// Nonces one shard holds.
     pub fn per_shard(&self) -> usize {
         self.per_shard
     }
 
-    /// Remember the nonce of a verified signature (`keyid`, `nonce`, `created`).
+    /// Remember the nonce of a verified signature by `keyid`, created at `created`, seen at
+    /// `now` (unix seconds).
     pub fn check_and_remember(
         &self,
         store: &dyn SharedStore,
         keyid: &str,
         nonce: &[u8],
         created: u64,
+        now: u64,
     ) -> Outcome {
         let mut h = Sha256::new();
         h.update((keyid.len() as u64).to_be_bytes());
         h.update(keyid.as_bytes());
         h.update(nonce);
         let digest = h.finalize();
-        let Some(entry) = digest.get(..ENTRY) else {
+        let (Some(hash), Some(pick)) = (digest.get(..HASH), digest.get(HASH..HASH + 8)) else {
             return Outcome::Unavailable;
         };
-        let shard = u64::from(digest.get(ENTRY).copied().unwrap_or(0)) % self.shards;
-        let bucket = created / self.bucket_secs;
-        let key = format!("{}.{}.{shard}", self.prefix, bucket % self.slots);
+        let pick = u64::from_be_bytes(pick.try_into().unwrap_or([0; 8]));
+        let key = format!("{}.{}", self.prefix, pick % self.shards);
+        let expires = created.max(now).saturating_add(self.ttl_secs);
         for _ in 0..CAS_RETRIES {
             let Some((current, cas)) = store.get(&key) else {
                 // Envoy shared data has no create-if-absent: a write to an absent key is never
                 // compare-and-swapped. So only an empty value is written that way (once per key
                 // and Envoy process); every nonce goes in with compare-and-swap below.
-                if store.set(&key, &bucket.to_be_bytes(), None).is_err() {
+                if store.set(&key, &[VERSION], None).is_err() {
                     return Outcome::Unavailable;
                 }
                 continue;
             };
-            // A value of an older bucket is dead (see the module docs): start afresh.
-            let entries: &[u8] = match current.split_first_chunk::<8>() {
-                Some((b, rest)) if u64::from_be_bytes(*b) == bucket => rest,
+            let entries: &[u8] = match current.split_first() {
+                Some((&VERSION, rest)) => rest,
                 _ => &[],
             };
-            if entries.chunks_exact(ENTRY).any(|e| e == entry) {
-                return Outcome::Replayed;
+            let mut next = Vec::with_capacity(1 + entries.len() + ENTRY);
+            next.push(VERSION);
+            let mut live = 0;
+            for e in entries.chunks_exact(ENTRY) {
+                let (h, t) = e.split_at(HASH);
+                let until = u64::from_be_bytes(t.try_into().unwrap_or([0; 8]));
+                if until <= now {
+                    continue; // expired: dropped on this write
+                }
+                if h == hash {
+                    return Outcome::Replayed;
+                }
+                live += 1;
+                next.extend_from_slice(e);
             }
-            if entries.len() / ENTRY >= self.per_shard {
+            if live >= self.per_shard {
                 return Outcome::Full;
             }
-            let mut next = Vec::with_capacity(8 + entries.len() + ENTRY);
-            next.extend_from_slice(&bucket.to_be_bytes());
-            next.extend_from_slice(entries);
-            next.extend_from_slice(entry);
+            next.extend_from_slice(hash);
+            next.extend_from_slice(&expires.to_be_bytes());
             match store.set(&key, &next, Some(cas)) {
                 Ok(()) => return Outcome::Fresh,
                 Err(StoreError::CasMismatch) => continue,
@@ -144,75 +152,108 @@ mod tests {
     use super::*;
     use crate::store::MemoryStore;
 
+    const T: u64 = 1_000_000;
+
     #[test]
     fn a_nonce_is_accepted_once() {
         let c = NonceCache::new(300, 30, 1000);
         let s = MemoryStore::default();
-        assert_eq!(c.check_and_remember(&s, "k", b"n1", 1000), Outcome::Fresh);
+        assert_eq!(c.check_and_remember(&s, "k", b"n1", T, T), Outcome::Fresh);
         assert_eq!(
-            c.check_and_remember(&s, "k", b"n1", 1000),
+            c.check_and_remember(&s, "k", b"n1", T, T),
             Outcome::Replayed
         );
         // Same nonce, another key: another client.
-        assert_eq!(c.check_and_remember(&s, "k2", b"n1", 1000), Outcome::Fresh);
-        assert_eq!(c.check_and_remember(&s, "k", b"n2", 1000), Outcome::Fresh);
+        assert_eq!(c.check_and_remember(&s, "k2", b"n1", T, T), Outcome::Fresh);
+        assert_eq!(c.check_and_remember(&s, "k", b"n2", T, T), Outcome::Fresh);
     }
 
     #[test]
-    fn a_bucket_takes_its_share_of_the_capacity_in_small_shards() {
-        // 100k nonces over 32 live buckets: ~3125 per bucket, in 25 shards of ~125.
+    fn a_nonce_is_single_use_over_the_window_whatever_its_created() {
+        let (window, skew) = (300, 30);
+        let c = NonceCache::new(window, skew, 1000);
+        let s = MemoryStore::default();
+        assert_eq!(c.check_and_remember(&s, "k", b"n", T, T), Outcome::Fresh);
+        // Re-signed with every other `created` the window accepts, at every later moment a
+        // signature created then could still be accepted: always a replay.
+        for created in [T - window - skew, T - 1, T + 1, T + skew] {
+            for now in [T, T + window, T + window + skew] {
+                assert_eq!(
+                    c.check_and_remember(&s, "k", b"n", created, now),
+                    Outcome::Replayed,
+                    "created {created}, now {now}"
+                );
+            }
+        }
+        // Once no signature with that nonce can be live any more, it is forgotten.
+        let later = T + window + 2 * skew;
+        assert_eq!(
+            c.check_and_remember(&s, "k", b"n", later, later),
+            Outcome::Fresh
+        );
+    }
+
+    #[test]
+    fn a_future_created_keeps_the_nonce_until_its_own_window_ends() {
+        let (window, skew) = (300, 30);
+        let c = NonceCache::new(window, skew, 1000);
+        let s = MemoryStore::default();
+        assert_eq!(
+            c.check_and_remember(&s, "k", b"n", T + skew, T),
+            Outcome::Fresh
+        );
+        // The original is accepted until T + skew + window + skew: still remembered then.
+        let last = T + skew + window + skew - 1;
+        assert_eq!(
+            c.check_and_remember(&s, "k", b"n", T + skew, last),
+            Outcome::Replayed
+        );
+    }
+
+    #[test]
+    fn the_cache_takes_its_capacity_in_small_shards() {
         let c = NonceCache::new(300, 30, 100_000);
-        assert_eq!(c.shards, 25);
+        assert_eq!(c.shards, 782);
         assert!(c.per_shard() < 170, "{}", c.per_shard());
         let s = MemoryStore::default();
-        for i in 0..3125 {
+        for i in 0..20_000 {
             let nonce = format!("nonce-{i}");
             assert_eq!(
-                c.check_and_remember(&s, "k", nonce.as_bytes(), 1000),
+                c.check_and_remember(&s, "k", nonce.as_bytes(), T, T),
                 Outcome::Fresh,
                 "nonce {i}"
             );
         }
         assert_eq!(
-            c.check_and_remember(&s, "k", b"nonce-7", 1000),
+            c.check_and_remember(&s, "k", b"nonce-7", T + 60, T + 60),
             Outcome::Replayed
         );
     }
 
     #[test]
-    fn full_slot_refuses_and_never_evicts() {
+    fn full_shard_refuses_and_never_evicts_a_live_nonce() {
         let c = NonceCache::new(300, 30, 1);
         assert_eq!(c.per_shard(), 1);
         let s = MemoryStore::default();
-        assert_eq!(c.check_and_remember(&s, "k", b"a", 1000), Outcome::Fresh);
-        assert_eq!(c.check_and_remember(&s, "k", b"b", 1000), Outcome::Full);
+        assert_eq!(c.check_and_remember(&s, "k", b"a", T, T), Outcome::Fresh);
+        assert_eq!(c.check_and_remember(&s, "k", b"b", T, T), Outcome::Full);
         // `a` is still remembered.
-        assert_eq!(c.check_and_remember(&s, "k", b"a", 1000), Outcome::Replayed);
+        assert_eq!(c.check_and_remember(&s, "k", b"a", T, T), Outcome::Replayed);
+        // Once `a` expired, its place is taken.
+        let later = T + 300 + 60;
+        assert_eq!(
+            c.check_and_remember(&s, "k", b"b", later, later),
+            Outcome::Fresh
+        );
     }
 
     #[test]
-    fn a_slot_is_reused_only_after_its_nonces_left_the_window() {
-        let (window, skew) = (300, 30);
-        let c = NonceCache::new(window, skew, 1);
+    fn a_value_of_another_layout_is_read_as_empty() {
+        let c = NonceCache::new(300, 30, 1);
         let s = MemoryStore::default();
-        let t0 = 1_000_000u64;
-        assert_eq!(c.check_and_remember(&s, "k", b"a", t0), Outcome::Fresh);
-        // Every `created` a live signature can have while `a` is live maps elsewhere or to the
-        // same bucket: `a` stays remembered.
-        for created in t0..=t0 + window + 2 * skew {
-            if created / c.bucket_secs == t0 / c.bucket_secs {
-                continue;
-            }
-            let key_slot = (created / c.bucket_secs) % c.slots;
-            assert_ne!(
-                key_slot,
-                (t0 / c.bucket_secs) % c.slots,
-                "created {created}"
-            );
-        }
-        // One ring later the slot is dead and reused.
-        let later = t0 + c.slots * c.bucket_secs;
-        assert_eq!(c.check_and_remember(&s, "k", b"b", later), Outcome::Fresh);
+        s.set(&format!("{}.0", c.prefix), &[1, 2, 3], None).unwrap();
+        assert_eq!(c.check_and_remember(&s, "k", b"a", T, T), Outcome::Fresh);
+        assert_eq!(c.check_and_remember(&s, "k", b"a", T, T), Outcome::Replayed);
     }
 
     /// A store where another worker inserts just before our first compare-and-swap.
@@ -231,7 +272,7 @@ mod tests {
             if cas.is_some() && !self.raced.replace(true) {
                 let other = self
                     .cache
-                    .check_and_remember(&self.inner, "k", b"other", 1000);
+                    .check_and_remember(&self.inner, "k", b"other", T, T);
                 assert_eq!(other, Outcome::Fresh);
             }
             self.inner.set(key, value, cas)
@@ -240,31 +281,32 @@ mod tests {
 
     #[test]
     fn a_lost_compare_and_swap_is_retried_and_keeps_both_nonces() {
-        let cache = NonceCache::new(300, 30, 1000);
+        // One shard, so both nonces share it.
+        let cache = NonceCache::new(300, 30, 100);
         let s = Racing {
             inner: MemoryStore::default(),
             raced: std::cell::Cell::new(false),
             cache: cache.clone(),
         };
         assert_eq!(
-            cache.check_and_remember(&s, "k", b"mine", 1000),
+            cache.check_and_remember(&s, "k", b"mine", T, T),
             Outcome::Fresh
         );
         assert!(s.raced.get());
         assert_eq!(
-            cache.check_and_remember(&s.inner, "k", b"other", 1000),
+            cache.check_and_remember(&s.inner, "k", b"other", T, T),
             Outcome::Replayed
         );
         assert_eq!(
-            cache.check_and_remember(&s.inner, "k", b"mine", 1000),
+            cache.check_and_remember(&s.inner, "k", b"mine", T, T),
             Outcome::Replayed
         );
     }
 
     #[test]
     fn capacity_is_spread_over_shards() {
-        let c = NonceCache::new(300, 30, 1_000_000);
+        let c = NonceCache::new(300, 30, 10_000_000);
         assert!(c.shards > 1 && c.shards <= MAX_SHARDS);
-        assert!(c.per_shard * c.shards as usize * (c.slots as usize - 1) >= 1_000_000);
+        assert!(c.per_shard * c.shards as usize >= 10_000_000);
     }
 }

@@ -609,3 +609,234 @@ fn sign_mode_buffers_the_body_when_content_digest_is_covered_without_require_dig
         )
     );
 }
+
+impl Case {
+    /// Add one more signature, labelled `label`, as a second verifier's signer would.
+    fn also_signed(mut self, label: &str, keyid: &str, secret: &str, created: u64) -> Self {
+        let mut req = SignRequest::new(keyid, created, FULL);
+        req.label = label.into();
+        req.nonce = signing::random_nonce();
+        let before = self.headers.len();
+        self = self.signed_as(secret, &req);
+        // One Content-Digest field is enough: the new signature covers the same body.
+        let mut seen = false;
+        let mut i = 0;
+        self.headers.retain(|(k, _)| {
+            let extra = i >= before && k == "content-digest" && seen;
+            seen |= k == "content-digest";
+            i += 1;
+            !extra
+        });
+        self
+    }
+
+    /// A signature pair appended as raw text.
+    fn with_pair(mut self, input: &str, signature: &str) -> Self {
+        self.headers.push(("signature-input".into(), input.into()));
+        self.headers.push(("signature".into(), signature.into()));
+        self
+    }
+}
+
+/// A well-formed pair by key `a` whose MAC is wrong.
+fn forged_pair(label: &str) -> (String, String) {
+    (
+        format!(
+            r#"{label}=("@method" "@authority" "@path" "@query" "content-type" "content-digest");created={T0};keyid="a";nonce="{label}""#
+        ),
+        format!("{label}=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"),
+    )
+}
+
+#[test]
+fn any_one_valid_signature_by_a_known_key_verifies() {
+    let c = control("");
+    let store = MemoryStore::default();
+    // For another verifier (a key we do not know) first, then ours.
+    let other_first = post("/orders", b"{}")
+        .signed("partner", SECRET_B, T0, FULL)
+        .also_signed("ours", "a", SECRET_A, T0);
+    assert_eq!(code(&run(&c, &other_first, &store, T0)), "ok");
+    let ours_first = post("/orders", b"{}")
+        .signed("a", SECRET_A, T0, FULL)
+        .also_signed("theirs", "partner", SECRET_B, T0);
+    assert_eq!(code(&run(&c, &ours_first, &store, T0)), "ok");
+}
+
+#[test]
+fn signatures_by_unknown_keys_are_ignored_not_errors() {
+    let c = control("");
+    let store = MemoryStore::default();
+    // Only unknown keys: nothing we can verify.
+    let unknown = post("/orders", b"{}")
+        .signed("p1", SECRET_A, T0, FULL)
+        .also_signed("two", "p2", SECRET_B, T0);
+    assert_eq!(
+        code(&run(&c, &unknown, &store, T0)),
+        "signature.key_unknown"
+    );
+    // Beside a valid one, they are not even reported.
+    let mixed = post("/orders", b"{}")
+        .signed("p1", SECRET_A, T0, FULL)
+        .also_signed("ours", "a", SECRET_A, T0);
+    assert_eq!(run(&c, &mixed, &store, T0), Verdict::Continue);
+}
+
+#[test]
+fn a_malformed_signature_is_skipped_and_reported() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let case = post("/orders", b"{}")
+        .with_pair(r#"junk=("@method");keyid="a""#, "junk=AAAA")
+        .signed("a", SECRET_A, T0, FULL);
+    match run(&c, &case, &store, T0) {
+        Verdict::Report(r) => {
+            assert_eq!(r.code, "signature.skipped");
+            assert!(
+                r.detail.contains("`junk` (signature.malformed)"),
+                "{}",
+                r.detail
+            );
+        }
+        v => panic!("{v:?}"),
+    }
+    // Alone, the malformed pair is what the request is refused for.
+    let alone = post("/orders", b"{}").with_pair(r#"junk=("@method");keyid="a""#, "junk=AAAA");
+    assert_eq!(code(&run(&c, &alone, &store, T0)), "signature.malformed");
+}
+
+#[test]
+fn no_more_than_max_signatures_are_tried() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let flood = |forged: usize| {
+        let mut case = post("/orders", b"{}");
+        for i in 0..forged {
+            let (input, sig) = forged_pair(&format!("f{i}"));
+            case = case.with_pair(&input, &sig);
+        }
+        case.also_signed("genuine", "a", SECRET_A, T0)
+    };
+    // The genuine signature is the last one tried: it verifies (the forged ones are reported).
+    let last_tried = flood(signing::MAX_SIGNATURES - 1);
+    match run(&c, &last_tried, &store, T0) {
+        Verdict::Report(r) => assert_eq!(r.code, "signature.skipped"),
+        v => panic!("{v:?}"),
+    }
+    // One place further it is never looked at: the forged ones are what failed.
+    let beyond = flood(signing::MAX_SIGNATURES);
+    assert_eq!(code(&run(&c, &beyond, &store, T0)), "signature.bad");
+}
+
+#[test]
+fn when_none_verifies_the_error_of_a_known_key_is_the_answer() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let case = post("/orders", b"{}")
+        .with_pair(r#"junk=("@method")"#, "junk=:AAAA:")
+        .signed("partner", SECRET_B, T0, FULL)
+        .also_signed("ours", "a", SECRET_A, T0 - 1000);
+    assert_eq!(code(&run(&c, &case, &store, T0)), "signature.stale");
+}
+
+#[test]
+fn the_policy_label_pins_one_signature() {
+    let c = control(r#", "label": "ours""#);
+    let store = MemoryStore::default();
+    // A valid `sig1` does not stand in for a forged `ours`.
+    let (input, sig) = forged_pair("ours");
+    let case = post("/orders", b"{}")
+        .signed("a", SECRET_A, T0, FULL)
+        .with_pair(&input, &sig);
+    assert_eq!(code(&run(&c, &case, &store, T0)), "signature.bad");
+    let genuine = post("/orders", b"{}")
+        .signed("a", SECRET_A, T0, FULL)
+        .also_signed("ours", "a", SECRET_A, T0);
+    assert_eq!(code(&run(&c, &genuine, &store, T0)), "ok");
+}
+
+#[test]
+fn a_nonce_is_single_use_whatever_else_differs() {
+    let c = control("");
+    let store = MemoryStore::default();
+    let with_nonce = |created: u64, label: &str, components: &[&str]| {
+        let mut req = SignRequest::new("a", created, components);
+        req.nonce = Some("the-nonce".into());
+        req.label = label.into();
+        post("/orders", b"{}").signed_as(SECRET_A, &req)
+    };
+    assert_eq!(
+        code(&run(&c, &with_nonce(T0, "sig1", FULL), &store, T0)),
+        "ok"
+    );
+    // Re-signed with another `created` (another time slot), label or component order.
+    let mut reordered = FULL.to_vec();
+    reordered.reverse();
+    for (created, label, components) in [
+        (T0 + 35, "sig1", FULL),
+        (T0 - 200, "sig1", FULL),
+        (T0 + 20, "other", FULL),
+        (T0 + 5, "sig1", &reordered[..]),
+    ] {
+        let v = run(&c, &with_nonce(created, label, components), &store, T0 + 10);
+        assert_eq!(code(&v), "signature.replayed", "created {created}, {label}");
+    }
+}
+
+/// A route whose signatures must cover `content-digest`, body or not.
+fn files_policy(extra: &str) -> String {
+    format!(
+        r#"{{"keys": [{{"keyid": "a", "secret": "{SECRET_A}"}}],
+  "routes": [{{"match": {{"prefix": "/files"}}, "components": ["@method", "@path", "content-digest"]}}]
+  {extra}}}"#
+    )
+}
+
+#[test]
+fn a_route_listing_content_digest_requires_it_without_a_body_too() {
+    let c: RequestSigning = configure(files_policy("").as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let get = || {
+        let mut g = post("/files/1", b"");
+        g.method = "GET";
+        g.headers.retain(|(k, _)| k != "content-length");
+        g
+    };
+    let without = get().signed("a", SECRET_A, T0, &["@method", "@path"]);
+    assert_eq!(code(&run(&c, &without, &store, T0)), "signature.components");
+    // Covered, with the digest of the empty body: passes.
+    let with = get().signed("a", SECRET_A, T0, &["@method", "@path", "content-digest"]);
+    assert!(with.headers.iter().any(|(k, _)| k == "content-digest"));
+    assert_eq!(code(&run(&c, &with, &store, T0)), "ok");
+    // A digest of some other body in place of the signed one: the signature breaks.
+    let mut lying = get().signed("a", SECRET_A, T0, &["@method", "@path", "content-digest"]);
+    *lying.header_mut("content-digest") =
+        signing::digest::content_digest(signing::Algorithm::Sha256, b"x");
+    assert_eq!(code(&run(&c, &lying, &store, T0)), "signature.bad");
+}
+
+#[test]
+fn sign_mode_covers_a_listed_content_digest_without_a_body() {
+    let signer: RequestSigning = configure(files_policy(r#", "mode": "sign""#).as_bytes()).unwrap();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: at(T0),
+        store: &store,
+    };
+    let get = RequestView::new("GET", "/files/1", &[]).unwrap();
+    let Verdict::Mutate(ops) = signer.on_request(&get, &env) else {
+        panic!("a GET is signed at once")
+    };
+    let empty = signing::digest::content_digest(signing::Algorithm::Sha256, b"");
+    assert!(
+        ops.contains(&HeaderOp::Set("content-digest".into(), empty)),
+        "{ops:?}"
+    );
+    let Some(HeaderOp::Set(_, input)) = ops
+        .iter()
+        .find(|op| matches!(op, HeaderOp::Set(k, _) if k == "signature-input"))
+    else {
+        panic!("{ops:?}")
+    };
+    assert!(input.contains("\"content-digest\""), "{input}");
+}
