@@ -6,7 +6,8 @@ use support::*;
 
 const POLICY: &str = r#"{
   "routes": [
-    {"match": {"exact": "/login", "methods": ["POST"]}, "allow": ["application/x-www-form-urlencoded"]}
+    {"match": {"exact": "/login", "methods": ["POST"]}, "allow": ["application/x-www-form-urlencoded"]},
+    {"match": {"prefix": "/ping"}, "allow_empty_body": true}
   ],
   "default": {"allow": ["application/json", "application/*+json"], "max_body_bytes": 1024,
               "json_max_depth": 8}
@@ -103,6 +104,57 @@ fn body_over_the_limit_is_413_with_or_without_content_length() {
     e.raw(raw.as_bytes()).assert_problem(413, "body.too_large");
     assert!(e.upstream_seen().is_empty());
     assert_eq!(e.counter("content_type", "denied", "body.too_large"), 2);
+}
+
+/// A POST declaring `type` with an empty body, framed in each way HTTP/1.1 allows.
+fn empty_bodies(path: &str, media: &str) -> [(&'static str, String); 3] {
+    let head = format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-type: {media}\r\n");
+    [
+        ("no body", format!("{head}connection: close\r\n\r\n")),
+        (
+            "content-length: 0",
+            format!("{head}content-length: 0\r\nconnection: close\r\n\r\n"),
+        ),
+        (
+            "empty chunked",
+            format!("{head}transfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n"),
+        ),
+    ]
+}
+
+#[test]
+fn rfc8259_2_empty_body_of_a_checked_type_is_400_however_it_is_framed() {
+    let e = start();
+    let cases = [
+        ("/orders", "application/json"),
+        ("/orders", "application/merge-patch+json"),
+        ("/login", "application/x-www-form-urlencoded"),
+    ];
+    for (path, media) in cases {
+        for (framing, raw) in empty_bodies(path, media) {
+            let r = e.raw(raw.as_bytes());
+            assert_eq!(r.status, 400, "{media}, {framing}: {}", r.text());
+            r.assert_problem(400, "content_type.body_mismatch");
+        }
+    }
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(
+        e.counter("content_type", "denied", "content_type.body_mismatch"),
+        9
+    );
+}
+
+#[test]
+fn allow_empty_body_passes_an_empty_body_however_it_is_framed() {
+    let e = start();
+    for (framing, raw) in empty_bodies("/ping", "application/json") {
+        let r = e.raw(raw.as_bytes());
+        assert_eq!(r.status, 200, "{framing}: {}", r.text());
+    }
+    assert_eq!(e.upstream_seen().len(), 3);
+    // A body that is there is still checked on that route.
+    e.post("/ping", &[("content-type", "application/json")], b"{")
+        .assert_problem(400, "content_type.body_mismatch");
 }
 
 #[test]

@@ -285,3 +285,63 @@ fn an_invalid_policy_stops_envoy() {
         "{log}"
     );
 }
+
+/// RFC 6750 §3.1: two `Authorization` field lines (Envoy joins them with a comma), or a token
+/// both in the header and in the configured query parameter (the same token included), are
+/// 400 `jwt.multiple_credentials` with an `invalid_request` challenge; the upstream sees none.
+#[test]
+fn rfc6750_3_1_more_than_one_credential_is_400_invalid_request() {
+    let es = es256("e1");
+    let mut policy = inline_policy(&[jwk_es256(&es, "e1")]);
+    policy["providers"][0]["from"] =
+        json!([{"header": "authorization"}, {"query": "access_token"}]);
+    let e = envoy().wasm("jwt-auth", policy).start();
+    let t = sign_es256(&es, &claims(json!({})));
+    let other = sign_es256(&es, &claims(json!({"sub": "bob"})));
+    let challenge = r#"Bearer realm="orders", error="invalid_request", error_description="the request carries more than one credential""#;
+    let cases: Vec<(String, Vec<(&str, String)>)> = vec![
+        (
+            "/orders/1".into(),
+            vec![
+                ("authorization", bearer(&t)),
+                ("authorization", bearer(&other)),
+            ],
+        ),
+        (
+            "/orders/1".into(),
+            vec![("authorization", bearer(&t)), ("authorization", bearer(&t))],
+        ),
+        (
+            "/orders/1".into(),
+            vec![("authorization", format!("Basic dXNlcjpwYXNz, Bearer {t}"))],
+        ),
+        (
+            format!("/orders/1?access_token={t}"),
+            vec![("authorization", bearer(&t))],
+        ),
+        (
+            format!("/health?access_token={t}"),
+            vec![("authorization", bearer(&other))],
+        ),
+    ];
+    for (path, headers) in &cases {
+        let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = e.get(path, &h);
+        r.assert_problem(400, "jwt.multiple_credentials");
+        assert_eq!(r.header("www-authenticate"), Some(challenge), "{path}");
+    }
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(
+        e.counter("jwt_auth", "denied", "jwt.multiple_credentials"),
+        cases.len() as u64
+    );
+    // One credential, in either place, passes.
+    assert_eq!(
+        e.get(&format!("/orders/1?access_token={t}"), &[]).status,
+        200
+    );
+    assert_eq!(
+        e.get("/orders/1", &[("authorization", &bearer(&t))]).status,
+        200
+    );
+}

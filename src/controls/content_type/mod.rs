@@ -56,6 +56,11 @@ pub struct RuleSpec {
     /// Parse JSON, form and multipart bodies and refuse those that do not agree.
     #[serde(default = "yes")]
     pub check_body: bool,
+    /// Let a request declare a checked type (JSON, form, multipart) with an empty or absent
+    /// body, for endpoints that take none. Off: such a request is 400
+    /// `content_type.body_mismatch`, however it is framed.
+    #[serde(default)]
+    pub allow_empty_body: bool,
 }
 
 fn default_methods() -> Vec<String> {
@@ -86,6 +91,7 @@ impl Default for RuleSpec {
             max_body_bytes: default_max_body_bytes(),
             json_max_depth: default_json_max_depth(),
             check_body: true,
+            allow_empty_body: false,
         }
     }
 }
@@ -105,6 +111,7 @@ struct Rule {
     max_body_bytes: usize,
     json_max_depth: usize,
     check_body: bool,
+    allow_empty_body: bool,
 }
 
 #[derive(Debug)]
@@ -162,6 +169,7 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         max_body_bytes: spec.max_body_bytes,
         json_max_depth: spec.json_max_depth,
         check_body: spec.check_body,
+        allow_empty_body: spec.allow_empty_body,
     })
 }
 
@@ -200,10 +208,16 @@ impl Control for ContentType {
                 return Verdict::Deny(too_large(rule.max_body_bytes));
             }
         }
-        let checked =
-            rule.check_body && (media.is_json() || is_form(&media) || media.type_ == "multipart");
-        // Buffer when the body must be parsed, or when its size is not announced up front.
-        if req.has_body && (checked || content_length(req).is_none()) {
+        // A checked type is always judged by its body, also when the headers ended the stream
+        // (no body, `Content-Length: 0`): the host then hands over the empty body, so the
+        // verdict does not depend on how the request was framed.
+        if rule.check_body && is_checked(&media) {
+            return Verdict::NeedBody {
+                max_bytes: rule.max_body_bytes,
+            };
+        }
+        // Otherwise buffer only to count a body whose size is not announced up front.
+        if req.has_body && content_length(req).is_none() {
             return Verdict::NeedBody {
                 max_bytes: rule.max_body_bytes,
             };
@@ -221,8 +235,15 @@ impl Control for ContentType {
             Ok(None) => return Verdict::Continue,
             Err(r) => return Verdict::Deny(r),
         };
-        if !rule.check_body {
+        if !rule.check_body || !is_checked(&media) {
             return Verdict::Continue;
+        }
+        if body.is_empty() {
+            if rule.allow_empty_body {
+                return Verdict::Continue;
+            }
+            let detail = format!("the body is empty, but {} was declared", media.essence());
+            return Verdict::Deny(Rejection::new(400, "content_type.body_mismatch", detail));
         }
         match body::check(&media, body, rule.json_max_depth) {
             Ok(()) => Verdict::Continue,
@@ -252,6 +273,11 @@ fn has_list_comma(value: &[u8]) -> bool {
 
 fn is_form(m: &MediaType) -> bool {
     m.essence() == "application/x-www-form-urlencoded"
+}
+
+/// The media types whose bodies [`body::check`] validates.
+fn is_checked(m: &MediaType) -> bool {
+    m.is_json() || is_form(m) || m.type_ == "multipart"
 }
 
 /// The one allowed media type of the request; `None` when it has neither body nor type.

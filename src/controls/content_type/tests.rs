@@ -372,3 +372,93 @@ fn empty_policy_means_json_only_with_defaults() {
         Some("content_type.unsupported")
     );
 }
+
+/// The framings of an empty body: none at all, `Content-Length: 0`, an empty chunked body.
+/// `has_body` is what the host reports (the headers ended the stream or not).
+const EMPTY_FRAMINGS: [(&str, Option<(&str, &str)>, bool); 3] = [
+    ("no body", None, false),
+    ("content-length: 0", Some(("content-length", "0")), false),
+    (
+        "empty chunked",
+        Some(("transfer-encoding", "chunked")),
+        true,
+    ),
+];
+
+fn run_empty(
+    c: &ContentType,
+    path: &str,
+    media: &str,
+    framing: Option<(&str, &str)>,
+    has_body: bool,
+) -> Verdict {
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    let mut headers = vec![("content-type", media)];
+    headers.extend(framing);
+    let mut req = RequestView::new("POST", path, &headers).unwrap();
+    req.has_body = has_body;
+    match c.on_request(&req, &env) {
+        // The host hands over the empty body whether or not the headers ended the stream.
+        Verdict::NeedBody { .. } => c.on_request_body(&req, b"", &env),
+        v => v,
+    }
+}
+
+#[test]
+fn rfc8259_2_empty_body_of_a_checked_type_is_400_however_it_is_framed() {
+    let c = control(POLICY);
+    let cases = [
+        ("/orders", "application/json"),
+        ("/orders", "application/problem+json"),
+        ("/form", "application/x-www-form-urlencoded"),
+        ("/upload", "multipart/form-data; boundary=xyz"),
+    ];
+    for (path, media) in cases {
+        for (name, framing, has_body) in EMPTY_FRAMINGS {
+            let v = run_empty(&c, path, media, framing, has_body);
+            assert_eq!(
+                (status(&v), code(&v)),
+                (400, Some("content_type.body_mismatch")),
+                "{media}, {name}: {v:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn allow_empty_body_lets_an_empty_body_pass_however_it_is_framed() {
+    let c = control(
+        r#"{"routes": [{"match": {"prefix": "/ping"}, "allow_empty_body": true,
+                         "allow": ["application/json", "multipart/form-data"]}]}"#,
+    );
+    for media in ["application/json", "multipart/form-data; boundary=b"] {
+        for (name, framing, has_body) in EMPTY_FRAMINGS {
+            let v = run_empty(&c, "/ping", media, framing, has_body);
+            assert_eq!(v, Verdict::Continue, "{media}, {name}");
+            // Other routes keep the default.
+            let v = run_empty(&c, "/other", "application/json", framing, has_body);
+            assert_eq!(code(&v), Some("content_type.body_mismatch"), "{name}");
+        }
+    }
+    // A body that is there is still checked.
+    let json = [("content-type", "application/json")];
+    assert_eq!(
+        code(&run(&c, "POST", "/ping", &json, b"{")),
+        Some("content_type.body_mismatch")
+    );
+}
+
+#[test]
+fn empty_body_of_an_unchecked_type_or_with_check_body_off_passes() {
+    let c = control(POLICY);
+    for (name, framing, has_body) in EMPTY_FRAMINGS {
+        let v = run_empty(&c, "/upload", "application/octet-stream", framing, has_body);
+        assert_eq!(v, Verdict::Continue, "octet-stream, {name}");
+        let v = run_empty(&c, "/raw/x", "application/json", framing, has_body);
+        assert_eq!(v, Verdict::Continue, "check_body off, {name}");
+    }
+}

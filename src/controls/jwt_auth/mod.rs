@@ -7,6 +7,7 @@
 //! `exp`). Forwarded claim headers are always removed from the incoming request first.
 
 mod cache;
+mod credentials;
 mod es256;
 mod keys;
 mod remote;
@@ -22,6 +23,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use self::cache::{Cache, Verified};
+use self::credentials::{Problem, Source};
 use self::keys::{compile_jwks, KeySet, SigError};
 use self::remote::{parse_uri, Remote, Update};
 use crate::callout::{Callout, CalloutResponse};
@@ -229,16 +231,6 @@ fn default_timeout_ms() -> u64 {
 }
 fn default_refetch_gap() -> u64 {
     30
-}
-
-#[derive(Debug)]
-enum Source {
-    Header {
-        name: String,
-        prefix: Option<String>,
-    },
-    Cookie(String),
-    Query(String),
 }
 
 #[derive(Debug)]
@@ -584,66 +576,6 @@ fn unix(env: &Env) -> i64 {
     crate::time::unix(env.now)
 }
 
-/// The token at one place of the request. `Err`: the place is ambiguous (repeated).
-fn extract(req: &RequestView, src: &Source) -> Result<Option<String>, Failure> {
-    match src {
-        Source::Header { name, prefix } => {
-            let mut values = req.header_values(name);
-            let Some(first) = values.next() else {
-                return Ok(None);
-            };
-            if values.next().is_some() {
-                return Err(Failure::Malformed(
-                    "the request carries more than one credential",
-                ));
-            }
-            let Ok(v) = std::str::from_utf8(first) else {
-                return Err(Failure::Malformed("the credential is not text"));
-            };
-            let v = v.trim_matches(|c| c == ' ' || c == '\t');
-            let token = match prefix {
-                None => v,
-                Some(p) => {
-                    // RFC 7235 §2.1: the auth-scheme is case-insensitive, then 1*SP.
-                    let Some((scheme, rest)) = v.split_once(' ') else {
-                        return Ok(None);
-                    };
-                    if !scheme.eq_ignore_ascii_case(p) {
-                        return Ok(None);
-                    }
-                    rest.trim_start_matches(' ')
-                }
-            };
-            Ok((!token.is_empty()).then(|| token.to_string()))
-        }
-        // Cookies and query parameters are read as upstream frameworks read them (names
-        // trimmed, query names percent-decoded): a second copy is ambiguous, never skipped.
-        Source::Cookie(name) => single(&crate::params::cookie_values(req, name)),
-        Source::Query(name) => {
-            let query = req.query.as_deref().unwrap_or("");
-            let values: Vec<&[u8]> = crate::params::query_values(query, name)
-                .into_iter()
-                .map(str::as_bytes)
-                .collect();
-            single(&values)
-        }
-    }
-}
-
-/// The one credential among `values`: none, or exactly one that is text and not empty.
-fn single(values: &[&[u8]]) -> Result<Option<String>, Failure> {
-    match values {
-        [] => Ok(None),
-        [v] => match std::str::from_utf8(v) {
-            Ok(t) => Ok((!t.is_empty()).then(|| t.to_string())),
-            Err(_) => Err(Failure::Malformed("the credential is not text")),
-        },
-        _ => Err(Failure::Malformed(
-            "the request carries more than one credential",
-        )),
-    }
-}
-
 /// A claim as a header value: strings as they are, numbers and booleans in JSON, arrays
 /// comma-joined, objects as compact JSON. `None` when it cannot be a header value.
 fn header_value(v: &Value) -> Option<String> {
@@ -683,6 +615,16 @@ impl JwtAuth {
         Rejection::new(401, f.code(), f.description()).with_header(
             "www-authenticate",
             self.challenge(Some(("invalid_token", f.description())), None),
+        )
+    }
+
+    /// RFC 6750 §3.1: more than one credential, or one method used twice, is
+    /// `invalid_request`, status 400.
+    fn multiple_credentials(&self) -> Rejection {
+        let why = "the request carries more than one credential";
+        Rejection::new(400, "jwt.multiple_credentials", why).with_header(
+            "www-authenticate",
+            self.challenge(Some(("invalid_request", why)), None),
         )
     }
 
@@ -875,39 +817,22 @@ impl Control for JwtAuth {
                 "no rule allows this request",
             ));
         }
-        // The token found at the places of the accepted providers (a different second one is
-        // refused), and the providers that read it from where it was (a token is only matched
-        // to a provider that looks there).
-        let mut token: Option<String> = None;
-        let mut readers: Vec<usize> = Vec::new();
-        for &i in &rule.providers {
-            let Some(p) = self.providers.get(i) else {
-                continue;
-            };
-            for src in &p.from {
-                match extract(req, src) {
-                    Ok(Some(t)) => match &token {
-                        None => {
-                            token = Some(t);
-                            readers.push(i);
-                        }
-                        Some(first) if *first == t => {
-                            if !readers.contains(&i) {
-                                readers.push(i);
-                            }
-                        }
-                        // A different token elsewhere would reach the upstream unverified.
-                        Some(_) => {
-                            return Verdict::Deny(self.reject(Failure::Malformed(
-                                "the request carries more than one credential",
-                            )))
-                        }
-                    },
-                    Ok(None) => {}
-                    Err(f) => return Verdict::Deny(self.reject(f)),
-                }
+        // The one token at the places the accepted providers read, and the providers that read
+        // it where it was (a token is only matched to a provider that looks there).
+        let sources = rule.providers.iter().flat_map(|&i| {
+            self.providers
+                .get(i)
+                .into_iter()
+                .flat_map(move |p| p.from.iter().map(move |s| (i, s)))
+        });
+        let (token, readers) = match credentials::find(req, sources) {
+            Ok(Some(found)) => (Some(found.token), found.readers),
+            Ok(None) => (None, Vec::new()),
+            Err(Problem::Multiple) => return Verdict::Deny(self.multiple_credentials()),
+            Err(Problem::NotText) => {
+                return Verdict::Deny(self.reject(Failure::Malformed("the credential is not text")))
             }
-        }
+        };
         let mut ops: Vec<HeaderOp> = self
             .forwarded
             .iter()

@@ -473,7 +473,7 @@ fn malformed_tokens_are_refused_without_panicking() {
         "/orders",
         &[("authorization", "Bearer a"), ("authorization", "Bearer b")],
     );
-    assert_eq!(code(&v), "jwt.malformed");
+    assert_eq!(code(&v), "jwt.multiple_credentials");
 }
 
 #[test]
@@ -1002,10 +1002,9 @@ fn a_second_different_token_at_another_place_is_refused_not_ignored() {
             &[("authorization", &auth), ("cookie", &cookie)],
         )
     };
-    assert_eq!(code(&with_cookie(&forged)), "jwt.malformed");
-    // The same token in both places is one credential.
-    let v = with_cookie(&good);
-    assert!(!v.is_deny(), "{v:?}");
+    assert_eq!(code(&with_cookie(&forged)), "jwt.multiple_credentials");
+    // RFC 6750 §3.1: the same token in both places is two methods, refused too.
+    assert_eq!(code(&with_cookie(&good)), "jwt.multiple_credentials");
 }
 
 /// Review finding: CGI, PHP, WSGI and Rack read `x_jwt_sub` as `x-jwt-sub` (`HTTP_X_JWT_SUB`)
@@ -1047,10 +1046,13 @@ fn a_second_copy_spelt_differently_in_a_cookie_or_the_query_is_refused() {
     let cookie = format!("session={good}; session =forged");
     assert_eq!(
         code(&at(&c, NOW, "GET", "/x", &[("cookie", &cookie)])),
-        "jwt.malformed"
+        "jwt.multiple_credentials"
     );
     let path = format!("/x?access_token={good}&acc%65ss_token=forged");
-    assert_eq!(code(&at(&c, NOW, "GET", &path, &[])), "jwt.malformed");
+    assert_eq!(
+        code(&at(&c, NOW, "GET", &path, &[])),
+        "jwt.multiple_credentials"
+    );
     // The token's own field next to one with a byte that is not UTF-8.
     let mut headers = RequestView::new("GET", "/x", &[]).unwrap().headers;
     headers.push(("cookie".into(), format!("session={good}").into_bytes()));
@@ -1061,8 +1063,72 @@ fn a_second_copy_spelt_differently_in_a_cookie_or_the_query_is_refused() {
         store: &store,
     };
     let req = RequestView::from_headers(headers).unwrap();
-    assert_eq!(code(&c.on_request(&req, &env)), "jwt.malformed");
+    assert_eq!(code(&c.on_request(&req, &env)), "jwt.multiple_credentials");
     // One copy, as before, passes.
     let cookie = format!("a=b; session={good}");
     assert!(!at(&c, NOW, "GET", "/x", &[("cookie", &cookie)]).is_deny());
+}
+
+/// RFC 6750 §3.1: two credentials (two `Authorization` lines, which Envoy joins with a comma,
+/// or a token in the header and in a configured cookie or query parameter, the same token
+/// twice included) are `invalid_request`, 400, also on anonymous routes.
+#[test]
+fn rfc6750_3_1_more_than_one_credential_is_400_invalid_request() {
+    let f = fixture();
+    let t = sign_es256(&f.es, &claims(ES));
+    let other = sign_es256(&f.es2, &claims(ES));
+    for path in ["/x", "/public"] {
+        for auth in [
+            format!("Bearer {t},Bearer {other}"),
+            format!("Bearer {t}, Bearer {t}"),
+            format!("Basic dXNlcjpwYXNz, Bearer {t}"),
+        ] {
+            let (status, code_, www) =
+                denial(&at(&f.c, NOW, "GET", path, &[("authorization", &auth)]));
+            assert_eq!((status, code_), (400, "jwt.multiple_credentials"), "{auth}");
+            assert_eq!(
+                www,
+                "Bearer realm=\"orders\", error=\"invalid_request\", \
+                 error_description=\"the request carries more than one credential\""
+            );
+        }
+        let two_lines = [
+            ("authorization", format!("Bearer {t}")),
+            ("authorization", format!("Bearer {t}")),
+        ];
+        let h: Vec<(&str, &str)> = two_lines.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        assert_eq!(
+            denial(&at(&f.c, NOW, "GET", path, &h)).0,
+            400,
+            "two field lines"
+        );
+    }
+    let p = json!({"providers": [{"name": "hs", "issuer": "hs", "algorithms": ["HS256"],
+        "jwks": jwks(&[jwk_oct(SECRET, "h1")]),
+        "from": [{"header": "authorization"}, {"query": "access_token"}, {"cookie": "at"}]}],
+        "default": {}});
+    let c = build(&p);
+    let t = hs256(SECRET, None, &json!({"iss": "hs", "exp": NOW + 60}));
+    let auth = format!("Bearer {t}");
+    let cookie = format!("at={t}");
+    let path = format!("/x?access_token={t}");
+    for (path, headers) in [
+        (path.as_str(), vec![("authorization", auth.as_str())]),
+        (
+            "/x",
+            vec![
+                ("authorization", auth.as_str()),
+                ("cookie", cookie.as_str()),
+            ],
+        ),
+        (path.as_str(), vec![("cookie", cookie.as_str())]),
+    ] {
+        let v = at(&c, NOW, "GET", path, &headers);
+        assert_eq!(denial(&v).0, 400, "{path} {headers:?}");
+        assert_eq!(code(&v), "jwt.multiple_credentials");
+    }
+    // One credential in any one place still passes.
+    assert!(!at(&c, NOW, "GET", &path, &[]).is_deny());
+    assert!(!at(&c, NOW, "GET", "/x", &[("cookie", &cookie)]).is_deny());
+    assert!(!at(&c, NOW, "GET", "/x", &[("authorization", &auth)]).is_deny());
 }
