@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime};
 use serde::de::DeserializeOwned;
 
 use crate::callout::{Callout, CalloutResponse};
+use crate::method_override::{self, MethodOverride};
 use crate::request::{RequestView, ResponseView};
 use crate::store::SharedStore;
 use crate::verdict::Verdict;
@@ -85,8 +86,15 @@ pub trait Control: Sized + 'static {
 
 /// Parse a policy document and build the control from it.
 pub fn configure<C: Control>(json: &[u8]) -> Result<C, ConfigError> {
-    let policy = parse_policy::<C::Policy>(json)?;
-    C::build(policy)
+    configure_module::<C>(json).map(|(control, _)| control)
+}
+
+/// [`configure`], with the settings every module's policy takes at its top
+/// ([`crate::method_override`]).
+pub fn configure_module<C: Control>(json: &[u8]) -> Result<(C, MethodOverride), ConfigError> {
+    let (method_override, json) = method_override::split(json)?;
+    let policy = parse_policy::<C::Policy>(&json)?;
+    Ok((C::build(policy)?, method_override))
 }
 
 /// Deserialize a policy, naming the JSON path of the first offending field.

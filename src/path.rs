@@ -3,8 +3,10 @@
 //! `/./orders`, `//orders` and `/%6Frders` must all match a rule for `/orders`. We decode
 //! %-encoded unreserved characters (RFC 3986 §2.3), upper-case the remaining escapes (§6.2.2.1),
 //! merge repeated slashes, drop `;` path parameters and remove dot-segments (§5.2.4). Encoded
-//! slashes (`%2F`) and backslashes stay encoded: they are data, not separators, as Envoy keeps
-//! them by default.
+//! slashes (`%2F`) stay encoded: they are data, not separators, as Envoy keeps them by default.
+//! A backslash, raw or %-encoded, is refused: RFC 3986 has no `\` in a path, and Envoy's own
+//! normaliser, IIS and WHATWG URL parsers read it as `/` (`/health\..\reports` is `/reports`
+//! to them) while others keep it as data, so no one path can stand for what the upstream sees.
 
 use std::fmt;
 
@@ -20,6 +22,8 @@ pub enum PathError {
     /// servlet containers read it as empty or `..`, other servers as an ordinary segment, so
     /// no one path can stand for what the upstream will see.
     AmbiguousParameters,
+    /// A `\` or `%5C`: a separator to some servers, data to others.
+    Backslash,
 }
 
 impl fmt::Display for PathError {
@@ -30,6 +34,9 @@ impl fmt::Display for PathError {
             PathError::BadCharacter => "the path has a character that must be percent-encoded",
             PathError::AmbiguousParameters => {
                 "the path has a segment that is empty or a dot-segment before its ';' parameters"
+            }
+            PathError::Backslash => {
+                "the path has a backslash (raw or %5C), which servers read differently"
             }
         })
     }
@@ -90,6 +97,9 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
                 return Err(PathError::BadEscape);
             };
             let v = hi * 16 + lo;
+            if v == b'\\' {
+                return Err(PathError::Backslash);
+            }
             if is_unreserved(v) {
                 out.push(char::from(v));
             } else {
@@ -98,6 +108,8 @@ fn decode_unreserved(path: &str) -> Result<String, PathError> {
                 out.push(hex_digit(lo));
             }
             i += 3;
+        } else if b == b'\\' {
+            return Err(PathError::Backslash);
         } else if b <= b' ' || b >= 0x7f {
             return Err(PathError::BadCharacter);
         } else {
@@ -203,8 +215,33 @@ mod tests {
         assert_eq!(normalize("/%6Frders").unwrap(), "/orders");
         assert_eq!(normalize("/%2e%2e/admin").unwrap(), "/admin");
         assert_eq!(normalize("/a%2fb").unwrap(), "/a%2Fb");
-        assert_eq!(normalize("/a%5cb").unwrap(), "/a%5Cb");
         assert_eq!(normalize("/caf%C3%A9").unwrap(), "/caf%C3%A9");
+    }
+
+    #[test]
+    fn a_backslash_raw_or_encoded_is_refused_anywhere_in_the_path() {
+        for p in [
+            "/health\\..\\reports",
+            "/health\\../reports",
+            "/health/..\\reports",
+            "/a\\b",
+            "/a%5cb",
+            "/a%5Cb",
+            "/health%5C..%5Creports",
+            "/health/.%2E%5Creports",
+            "/\\",
+            "\\reports",
+        ] {
+            let e = split_and_normalize(p).unwrap_err();
+            assert!(
+                matches!(e, PathError::Backslash | PathError::NotOriginForm),
+                "{p}: {e:?}"
+            );
+        }
+        // In the query it is data, not part of the path.
+        assert!(split_and_normalize("/search?q=a\\b").is_ok());
+        // A double-encoded one is a literal `%5C` after one decoding: data to everyone.
+        assert_eq!(normalize("/a%255Cb").unwrap(), "/a%255Cb");
     }
 
     #[test]

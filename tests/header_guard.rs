@@ -48,7 +48,9 @@ fn a_plain_request_passes_the_default_policy_with_the_headers_envoy_added() {
 
 #[test]
 fn spoofed_forwarding_and_override_headers_never_reach_the_upstream() {
-    let e = start("{}");
+    // Override headers are refused before any module by default (tests/routing.rs); stripped,
+    // they must not reach the upstream either.
+    let e = start(r#"{"method_override": "strip"}"#);
     let r = e.get(
         "/reset-password",
         &[

@@ -85,6 +85,12 @@ pub fn build_module(
     module: &str,
     policy: &Value,
 ) -> Option<Result<Box<dyn DynControl>, ConfigError>> {
+    // The settings every module takes at the top of its policy.
+    let policy = match crate::method_override::split_value(policy) {
+        Ok((_, rest)) => rest,
+        Err(e) => return Some(Err(e)),
+    };
+    let policy = &*policy;
     match module.replace('-', "_").as_str() {
         "guard" => Some(build_dyn::<guard::Guard>(policy)),
         "noop" => Some(build_dyn::<noop::Noop>(policy)),

@@ -355,6 +355,18 @@ impl<C: Control> HttpContext for Http<C> {
             Err(e) => return self.deny(Rejection::new(400, "request.bad_path", e.to_string())),
         };
         req.has_body = !end_of_stream;
+        // Before any rule is matched on the method: the upstream must act on the same one.
+        match shared.method_override.decide(&req) {
+            Err(r) => return self.deny(r),
+            Ok(strip) => {
+                for name in strip {
+                    if let Err(e) = writes::set_header(MapType::HttpRequestHeaders, name, None) {
+                        return self.refused(e);
+                    }
+                    req.headers.retain(|(k, _)| k != name);
+                }
+            }
+        }
         #[cfg(feature = "fault-injection")]
         match req.header("x-portcullis-fault") {
             Some("trap") => fault_trap(),

@@ -12,12 +12,15 @@ use super::http::Http;
 use super::metrics::Metrics;
 use super::store::ProxyStore;
 use crate::callout::CalloutResponse;
-use crate::control::{configure, Control, Env};
+use crate::control::{configure_module, Control, Env};
+use crate::method_override::MethodOverride;
 
 /// What the root context shares with every HTTP context of this VM.
 pub struct Shared<C> {
     pub control: C,
     pub metrics: Metrics,
+    /// What to do with `X-HTTP-Method-Override` and its kin (the policy's top level).
+    pub method_override: MethodOverride,
 }
 
 pub struct Root<C: Control> {
@@ -80,12 +83,13 @@ impl<C: Control> RootContext for Root<C> {
             );
             return false;
         };
-        match configure::<C>(&config) {
-            Ok(control) => {
+        match configure_module::<C>(&config) {
+            Ok((control, method_override)) => {
                 let period = control.tick_period();
                 self.shared = Some(Rc::new(Shared {
                     control,
                     metrics: Metrics::default(),
+                    method_override,
                 }));
                 if let Some(p) = period {
                     self.set_tick_period(p);

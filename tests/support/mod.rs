@@ -85,6 +85,8 @@ pub struct EnvoyBuilder {
     upstream: Option<SocketAddr>,
     /// Pin Envoy to this CPU core (benchmarks).
     cpu: Option<usize>,
+    /// Fields set on the HTTP connection manager over the defaults below.
+    hcm: serde_json::Map<String, Value>,
 }
 
 pub fn envoy() -> EnvoyBuilder {
@@ -122,6 +124,12 @@ impl EnvoyBuilder {
         self
     }
 
+    /// Set a field of the HTTP connection manager (`normalize_path`, say).
+    pub fn hcm(mut self, field: &str, value: Value) -> Self {
+        self.hcm.insert(field.into(), value);
+        self
+    }
+
     fn bootstrap(&self, upstream: SocketAddr) -> Value {
         let mut http_filters: Vec<Value> = self.native_filters.clone();
         for f in &self.filters {
@@ -133,6 +141,21 @@ impl EnvoyBuilder {
         }));
         let mut clusters = vec![cluster("upstream", upstream)];
         clusters.extend(self.clusters.iter().map(|(n, a)| cluster(n, *a)));
+        let mut hcm = json!({
+            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+            "stat_prefix": "ingress",
+            "normalize_path": true,
+            "merge_slashes": true,
+            "server_header_transformation": "PASS_THROUGH",
+            "route_config": {"virtual_hosts": [{
+                "name": "all", "domains": ["*"],
+                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
+            }]},
+            "http_filters": http_filters
+        });
+        if let Some(o) = hcm.as_object_mut() {
+            o.extend(self.hcm.clone());
+        }
         json!({
             "admin": {"address": socket(([127, 0, 0, 1], 0).into())},
             "stats_config": stats_config(),
@@ -142,18 +165,7 @@ impl EnvoyBuilder {
                     "address": socket(([127, 0, 0, 1], 0).into()),
                     "filter_chains": [{"filters": [{
                         "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": {
-                            "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-                            "stat_prefix": "ingress",
-                            "normalize_path": true,
-                            "merge_slashes": true,
-                            "server_header_transformation": "PASS_THROUGH",
-                            "route_config": {"virtual_hosts": [{
-                                "name": "all", "domains": ["*"],
-                                "routes": [{"match": {"prefix": "/"}, "route": {"cluster": "upstream", "timeout": "5s"}}]
-                            }]},
-                            "http_filters": http_filters
-                        }
+                        "typed_config": hcm
                     }]}]
                 }],
                 "clusters": clusters
