@@ -239,7 +239,8 @@ pub fn parse(msg: &Message, label: Option<&str>) -> Result<Parsed, SigError> {
 #[derive(Clone)]
 pub struct Key {
     pub keyid: String,
-    pub secret: Vec<u8>,
+    /// Wiped when the key is dropped.
+    pub secret: crate::secret::Secret,
     pub not_before: Option<u64>,
     pub not_after: Option<u64>,
 }
@@ -256,10 +257,10 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    pub fn new(keyid: &str, secret: Vec<u8>) -> Self {
+    pub fn new(keyid: &str, secret: impl Into<crate::secret::Secret>) -> Self {
         Key {
             keyid: keyid.into(),
-            secret,
+            secret: secret.into(),
             not_before: None,
             not_after: None,
         }
@@ -574,13 +575,17 @@ pub fn sign(
 }
 
 /// Decode a base64 secret (standard alphabet, padding optional).
-pub fn decode_secret(b64: &str) -> Option<Vec<u8>> {
+pub fn decode_secret(b64: &str) -> Option<crate::secret::Secret> {
     let t = b64.trim();
-    STANDARD.decode(t).ok().or_else(|| {
-        base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(t)
-            .ok()
-    })
+    STANDARD
+        .decode(t)
+        .ok()
+        .or_else(|| {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(t)
+                .ok()
+        })
+        .map(crate::secret::Secret::new)
 }
 
 #[cfg(test)]

@@ -6,7 +6,10 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::jwe::{b64d, ec_public_from_xy, Alg, JweError, KeyMaterial};
+use zeroize::Zeroizing;
+
 use crate::control::ConfigError;
+use crate::secret::Secret;
 
 /// One key, as written in the policy.
 #[derive(Debug, Clone, Deserialize)]
@@ -73,8 +76,8 @@ fn secret(
     inline: &Option<String>,
     env: &Option<String>,
     name: &str,
-) -> Result<Option<Vec<u8>>, ConfigError> {
-    let text = match (inline, env) {
+) -> Result<Option<Secret>, ConfigError> {
+    let text = Zeroizing::new(match (inline, env) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 name,
@@ -89,7 +92,7 @@ fn secret(
             )
         })?,
         (None, None) => return Ok(None),
-    };
+    });
     let bytes = b64d(text.trim()).map_err(|_| {
         ConfigError::new(
             if inline.is_some() {
@@ -100,7 +103,7 @@ fn secret(
             "not base64url (RFC 4648 §5, no padding)",
         )
     })?;
-    Ok(Some(bytes))
+    Ok(Some(Secret::new(bytes)))
 }
 
 pub fn compile_key(spec: &KeySpec) -> Result<Key, ConfigError> {
