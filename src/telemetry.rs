@@ -50,6 +50,10 @@ pub struct DenialLog<'a> {
     /// The policy rule that applied: `routes[2]` or `default`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub route: Option<String>,
+    /// The rejection's detail, as in the problem body: it tells apart two causes with one
+    /// code, and by the rule of [`Rejection`] it holds no secret.
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -78,6 +82,7 @@ pub fn denial_log_line(
             u64::MAX => "default".to_string(),
             i => format!("routes[{i}]"),
         }),
+        detail: &r.detail,
         request_id: req.and_then(RequestView::request_id),
         client,
     };
@@ -106,6 +111,31 @@ mod tests {
         assert_eq!(v["code"], "content_type.unsupported");
         assert_eq!(v["request_id"], "r1");
         assert_eq!(v["event"], "deny");
+    }
+
+    #[test]
+    fn denial_log_carries_the_detail_that_tells_two_causes_with_one_code_apart() {
+        let req = RequestView::new("POST", "/orders", &[]).unwrap();
+        let line = |detail: &str| {
+            let r = Rejection::new(400, "content_type.body_mismatch", detail);
+            let l = denial_log_line("content_type", Outcome::Denied, &r, Some(&req), None);
+            serde_json::from_str::<serde_json::Value>(&l).unwrap()
+        };
+        let (empty, invalid) = (
+            line("the body is empty, but application/json was declared"),
+            line("the body is not valid JSON"),
+        );
+        assert_eq!(empty["code"], invalid["code"]);
+        assert_eq!(
+            empty["detail"],
+            "the body is empty, but application/json was declared"
+        );
+        assert_eq!(invalid["detail"], "the body is not valid JSON");
+        // A quote or a newline in a detail cannot break the line (JSON-escaped).
+        let odd = line("a \"quoted\"\nsecond line");
+        assert_eq!(odd["detail"], "a \"quoted\"\nsecond line");
+        // No detail, no field.
+        assert!(line("").get("detail").is_none());
     }
 
     #[test]

@@ -86,6 +86,24 @@ fn malformed_json_is_400_body_mismatch() {
     );
 }
 
+/// The denial log line carries the detail, so two causes with one code are told apart.
+#[test]
+fn denial_log_line_carries_the_detail() {
+    let e = start();
+    let json = [("content-type", "application/json")];
+    e.post("/orders", &json, b"")
+        .assert_problem(400, "content_type.body_mismatch");
+    e.post("/orders", &json, b"{")
+        .assert_problem(400, "content_type.body_mismatch");
+    for detail in [
+        "the body is empty, but application/json was declared",
+        "the body is not valid JSON",
+    ] {
+        let needle = format!(r#""route":"default","detail":"{detail}""#);
+        assert!(e.wait_for_log(&needle, 5), "{needle}\n{}", e.log());
+    }
+}
+
 #[test]
 fn body_over_the_limit_is_413_with_or_without_content_length() {
     let e = start();

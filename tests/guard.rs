@@ -46,6 +46,31 @@ fn chain_runs_every_control_in_one_vm() {
     assert_eq!(e.counter("guard", "replaced", "error_shield.status"), 1);
 }
 
+/// #17 class 1 inside guard: an empty body of a checked type is 400 however it is framed, and
+/// the denial log line carries the detail (class 7).
+#[test]
+fn guard_refuses_an_empty_json_body_however_it_is_framed() {
+    let e = envoy().wasm("guard", POLICY).start();
+    let head = "POST /x HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n";
+    for framing in [
+        "connection: close\r\n\r\n",
+        "content-length: 0\r\nconnection: close\r\n\r\n",
+        "transfer-encoding: chunked\r\nconnection: close\r\n\r\n0\r\n\r\n",
+    ] {
+        e.raw(format!("{head}{framing}").as_bytes())
+            .assert_problem(400, "content_type.body_mismatch");
+    }
+    assert!(e.upstream_seen().is_empty());
+    assert!(
+        e.wait_for_log(
+            r#""detail":"the body is empty, but application/json was declared""#,
+            5
+        ),
+        "{}",
+        e.log()
+    );
+}
+
 #[test]
 fn a_policy_error_names_the_control() {
     let log = envoy()

@@ -39,6 +39,8 @@ fn policy() -> String {
              "request_fields": {"encrypt": ["$.card.number", "$.items[*].ssn"], "to": {"kid": "svc-ec"}},
              "response_fields": {"decrypt": ["$.card.number"]}},
             {"match": {"prefix": "/cards"}, "response_fields": {"decrypt": ["$.card.number"]}},
+            {"match": {"prefix": "/profile"},
+             "response_fields": {"encrypt": ["$.ssn"], "to": {"kid": "client-kw"}}},
             {"match": {"prefix": "/small"}, "encrypt_response": {"kid": "client-kw"},
              "max_plaintext_bytes": 64}
         ]
@@ -312,6 +314,44 @@ fn field_level_response_fields_encrypted_by_jwcrypto_are_decrypted_for_the_clien
     );
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json(), json!({"card": {"number": "4111"}}));
+}
+
+/// A response labelled JSON whose body does not parse cannot have its fields encrypted: it is
+/// replaced by a 502 problem and counted, never passed in clear.
+#[test]
+fn response_fields_on_a_json_labelled_body_that_does_not_parse_fail_closed_with_502() {
+    let e = start();
+    let bodies: [&[u8]; 4] = [
+        br#"{"ssn": "123-45-6789""#,
+        br#"{"ssn": "123-45-6789"} trailing"#,
+        b"\xef\xbb\xbf{\"ssn\": \"123-45-6789\"}",
+        b"ssn=123-45-6789",
+    ];
+    let labels = [
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/problem+json",
+        "Application/JSON",
+    ];
+    for label in labels {
+        for body in bodies {
+            let r = e.post("/profile/1", &echo_headers(label), body);
+            r.assert_problem(502, "payload_crypto.not_json");
+            assert!(!r.text().contains("123-45"), "{label}: {}", r.text());
+        }
+    }
+    assert_eq!(
+        e.counter("payload_crypto", "denied", "payload_crypto.not_json"),
+        (labels.len() * bodies.len()) as u64
+    );
+    // A body that parses has its field encrypted.
+    let r = e.post(
+        "/profile/1",
+        &echo_headers("application/json"),
+        br#"{"ssn": "123-45-6789"}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.text().contains("123-45"), "{}", r.text());
 }
 
 #[test]

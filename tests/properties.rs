@@ -72,7 +72,7 @@ mod payload_crypto {
             kw in any::<bool>(),
             flip in any::<prop::sample::Index>(),
         ) {
-            let key = KeyMaterial::Oct(vec![7u8; 32]);
+            let key = KeyMaterial::Oct(vec![7u8; 32].into());
             let alg = if kw { Alg::A256Kw } else { Alg::Dir };
             let to = Recipient { kid: Some("k"), alg, enc: Enc::A256Gcm, key: &key };
             let c = jwe::encrypt(&plain, &to, None).unwrap();

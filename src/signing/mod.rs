@@ -258,7 +258,8 @@ fn parse_pair(label: &str, member: &Member, sigs: &Dictionary) -> Result<Parsed,
 #[derive(Clone)]
 pub struct Key {
     pub keyid: String,
-    pub secret: Vec<u8>,
+    /// Wiped when the key is dropped.
+    pub secret: crate::secret::Secret,
     pub not_before: Option<u64>,
     pub not_after: Option<u64>,
 }
@@ -275,10 +276,10 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    pub fn new(keyid: &str, secret: Vec<u8>) -> Self {
+    pub fn new(keyid: &str, secret: impl Into<crate::secret::Secret>) -> Self {
         Key {
             keyid: keyid.into(),
-            secret,
+            secret: secret.into(),
             not_before: None,
             not_after: None,
         }
@@ -669,13 +670,17 @@ pub fn sign(
 }
 
 /// Decode a base64 secret (standard alphabet, padding optional).
-pub fn decode_secret(b64: &str) -> Option<Vec<u8>> {
+pub fn decode_secret(b64: &str) -> Option<crate::secret::Secret> {
     let t = b64.trim();
-    STANDARD.decode(t).ok().or_else(|| {
-        base64::engine::general_purpose::STANDARD_NO_PAD
-            .decode(t)
-            .ok()
-    })
+    STANDARD
+        .decode(t)
+        .ok()
+        .or_else(|| {
+            base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(t)
+                .ok()
+        })
+        .map(crate::secret::Secret::new)
 }
 
 #[cfg(test)]

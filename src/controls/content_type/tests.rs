@@ -375,7 +375,10 @@ fn empty_policy_means_json_only_with_defaults() {
 
 /// The framings of an empty body: none at all, `Content-Length: 0`, an empty chunked body.
 /// `has_body` is what the host reports (the headers ended the stream or not).
-const EMPTY_FRAMINGS: [(&str, Option<(&str, &str)>, bool); 3] = [
+/// (name, the framing header if any, what the host reports as `has_body`)
+type Framing = (&'static str, Option<(&'static str, &'static str)>, bool);
+
+const EMPTY_FRAMINGS: [Framing; 3] = [
     ("no body", None, false),
     ("content-length: 0", Some(("content-length", "0")), false),
     (

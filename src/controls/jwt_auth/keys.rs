@@ -235,7 +235,8 @@ pub fn compile_jwk(jwk: &Value, allowed: &[&'static str]) -> Result<Vec<Key>, (S
             }
         }
         _ => {
-            let k = bytes_member(jwk, "k")?;
+            // jwt-simple wipes its own HMAC keys; this copy is wiped too.
+            let k = crate::secret::Secret::new(bytes_member(jwk, "k")?);
             if let Some(a) = jwk_alg {
                 if k.len() < hmac_min(a) {
                     return Err((

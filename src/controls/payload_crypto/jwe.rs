@@ -11,6 +11,8 @@ use p256::elliptic_curve::sec1::ToSec1Point;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::secret::Secret;
+
 /// Key management algorithm (`alg`, RFC 7518 §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Alg {
@@ -75,7 +77,7 @@ impl Enc {
 /// Key material: a symmetric key (`oct`) or a P-256 key (`EC`).
 #[derive(Clone)]
 pub enum KeyMaterial {
-    Oct(Vec<u8>),
+    Oct(Secret),
     /// A private key decrypts (and could encrypt to its own public half).
     EcPrivate(p256::SecretKey),
     /// A public key only encrypts (a client's key for encrypt-response).
@@ -90,14 +92,6 @@ impl std::fmt::Debug for KeyMaterial {
             KeyMaterial::EcPrivate(_) => "EcPrivate(..)",
             KeyMaterial::EcPublic(_) => "EcPublic(..)",
         })
-    }
-}
-
-impl Drop for KeyMaterial {
-    fn drop(&mut self) {
-        if let KeyMaterial::Oct(k) = self {
-            k.iter_mut().for_each(|b| *b = 0);
-        }
     }
 }
 
@@ -251,12 +245,7 @@ pub fn decrypt(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
         Enc::A128Gcm => gcm_decrypt::<Aes128Gcm>(&cek, &p.iv, p.header_b64, &mut buf, &p.tag),
         Enc::A256Gcm => gcm_decrypt::<Aes256Gcm>(&cek, &p.iv, p.header_b64, &mut buf, &p.tag),
     };
-    zero(cek);
     res.map(|()| buf)
-}
-
-fn zero(mut v: Vec<u8>) {
-    v.iter_mut().for_each(|b| *b = 0);
 }
 
 fn gcm_decrypt<A: AeadInOut + KeyInit>(
@@ -288,7 +277,7 @@ fn gcm_encrypt<A: AeadInOut + KeyInit>(
     Ok(tag.to_vec())
 }
 
-fn unwrap_cek(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
+fn unwrap_cek(p: &Parsed, key: &KeyMaterial) -> Result<Secret, JweError> {
     let want = p.enc.key_len();
     let cek = match (p.alg, key) {
         (Alg::Dir, KeyMaterial::Oct(k)) => {
@@ -306,14 +295,11 @@ fn unwrap_cek(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
                 .ok_or(JweError::Malformed)?;
             let epk = ec_public_from_jwk(epk).ok_or(JweError::Malformed)?;
             let kek = ecdh_kek(d, &epk, p.alg, &p.header)?;
-            let cek = kw_unwrap(&kek, &p.encrypted_key);
-            zero(kek);
-            cek?
+            kw_unwrap(&kek, &p.encrypted_key)?
         }
         _ => return Err(JweError::UnknownKey),
     };
     if cek.len() != want {
-        zero(cek);
         return Err(JweError::Decrypt);
     }
     Ok(cek)
@@ -335,11 +321,11 @@ impl Kw {
     }
 }
 
-fn kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Vec<u8>, JweError> {
+fn kw_unwrap(kek: &[u8], wrapped: &[u8]) -> Result<Secret, JweError> {
     if wrapped.len() < 24 || wrapped.len() > 40 || wrapped.len() % 8 != 0 {
         return Err(JweError::Decrypt);
     }
-    let mut out = vec![0u8; wrapped.len().saturating_sub(8)];
+    let mut out = Secret::new(vec![0u8; wrapped.len().saturating_sub(8)]);
     let ok = match Kw::new(kek).ok_or(JweError::Decrypt)? {
         Kw::A128(kw) => kw.unwrap_key(wrapped, &mut out).is_ok(),
         Kw::A256(kw) => kw.unwrap_key(wrapped, &mut out).is_ok(),
@@ -404,7 +390,7 @@ fn ecdh_kek(
     public: &p256::PublicKey,
     alg: Alg,
     header: &Map<String, Value>,
-) -> Result<Vec<u8>, JweError> {
+) -> Result<Secret, JweError> {
     let shared = p256::ecdh::diffie_hellman(secret.to_nonzero_scalar(), public.as_affine());
     let party = |k: &str| -> Result<Vec<u8>, JweError> {
         match header.get(k) {
@@ -424,7 +410,7 @@ fn ecdh_kek(
         h.update(part);
     }
     h.update(256u32.to_be_bytes());
-    Ok(h.finalize().to_vec())
+    Ok(Secret::new(h.finalize().to_vec()))
 }
 
 /// Fill a buffer from the platform's randomness (WASI `random_get` in Envoy).
@@ -450,7 +436,7 @@ pub fn encrypt(plaintext: &[u8], to: &Recipient, cty: Option<&str>) -> Result<St
             KeyMaterial::Oct(k) if k.len() == to.enc.key_len() => k.clone(),
             _ => return Err(JweError::UnknownKey),
         },
-        _ => random(to.enc.key_len())?,
+        _ => Secret::new(random(to.enc.key_len())?),
     };
     encrypt_with(plaintext, to, cty, cek, &iv)
 }
@@ -460,7 +446,7 @@ pub fn encrypt_with(
     plaintext: &[u8],
     to: &Recipient,
     cty: Option<&str>,
-    cek: Vec<u8>,
+    cek: Secret,
     iv: &[u8],
 ) -> Result<String, JweError> {
     let mut header = Map::new();
@@ -487,7 +473,6 @@ pub fn encrypt_with(
         Enc::A128Gcm => gcm_encrypt::<Aes128Gcm>(&cek, iv, &header_b64, &mut buf),
         Enc::A256Gcm => gcm_encrypt::<Aes256Gcm>(&cek, iv, &header_b64, &mut buf),
     };
-    zero(cek);
     let tag = tag?;
     Ok(format!(
         "{header_b64}.{}.{}.{}.{}",
@@ -506,16 +491,14 @@ fn ecdh_wrap(
     let eph = ephemeral()?;
     header.insert("epk".into(), ec_public_jwk(&eph.public_key()));
     let kek = ecdh_kek(&eph, to, Alg::EcdhEsA256Kw, header)?;
-    let wrapped = kw_wrap(&kek, cek);
-    zero(kek);
-    wrapped
+    kw_wrap(&kek, cek)
 }
 
 /// A fresh P-256 key from 32 random bytes (retried in the negligible case that they are not a
 /// valid scalar).
 fn ephemeral() -> Result<p256::SecretKey, JweError> {
     for _ in 0..8 {
-        let bytes = random(32)?;
+        let bytes = Secret::new(random(32)?);
         if let Ok(k) = p256::SecretKey::from_slice(&bytes) {
             return Ok(k);
         }

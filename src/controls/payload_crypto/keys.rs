@@ -6,7 +6,10 @@ use std::time::SystemTime;
 use serde::Deserialize;
 
 use super::jwe::{b64d, ec_public_from_xy, Alg, JweError, KeyMaterial};
+use zeroize::Zeroizing;
+
 use crate::control::ConfigError;
+use crate::secret::Secret;
 use crate::time::{check_key_window, key_window, KeyWindow};
 
 /// One key, as written in the policy.
@@ -80,8 +83,8 @@ fn secret(
     inline: &Option<String>,
     env: &Option<String>,
     name: &str,
-) -> Result<Option<Vec<u8>>, ConfigError> {
-    let text = match (inline, env) {
+) -> Result<Option<Secret>, ConfigError> {
+    let text = Zeroizing::new(match (inline, env) {
         (Some(_), Some(_)) => {
             return Err(ConfigError::new(
                 name,
@@ -96,7 +99,7 @@ fn secret(
             )
         })?,
         (None, None) => return Ok(None),
-    };
+    });
     let bytes = b64d(text.trim()).map_err(|_| {
         ConfigError::new(
             if inline.is_some() {
@@ -107,7 +110,7 @@ fn secret(
             "not base64url (RFC 4648 §5, no padding)",
         )
     })?;
-    Ok(Some(bytes))
+    Ok(Some(Secret::new(bytes)))
 }
 
 pub fn compile_key(spec: &KeySpec) -> Result<Key, ConfigError> {

@@ -34,7 +34,7 @@ fn at(secs: u64) -> SystemTime {
 }
 
 fn oct(k: &str) -> KeyMaterial {
-    KeyMaterial::Oct(jwe::b64d(k).unwrap())
+    KeyMaterial::Oct(crate::secret::Secret::new(jwe::b64d(k).unwrap()))
 }
 
 fn ec_private() -> KeyMaterial {

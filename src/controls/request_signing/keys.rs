@@ -52,7 +52,7 @@ pub fn compile(specs: &[KeySpec]) -> Result<Vec<Key>, ConfigError> {
                 format!("`{}` is listed twice", s.keyid),
             ));
         }
-        let b64 = match (&s.secret, &s.secret_env) {
+        let b64 = zeroize::Zeroizing::new(match (&s.secret, &s.secret_env) {
             (Some(v), None) => v.clone(),
             (None, Some(var)) => std::env::var(var).map_err(|_| {
                 ConfigError::new(
@@ -68,7 +68,7 @@ pub fn compile(specs: &[KeySpec]) -> Result<Vec<Key>, ConfigError> {
                     "exactly one of `secret` or `secret_env` is required",
                 ))
             }
-        };
+        });
         let field = if s.secret.is_some() {
             at("secret")
         } else {

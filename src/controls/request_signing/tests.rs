@@ -528,7 +528,7 @@ fn secrets_from_the_environment() {
     let c: RequestSigning =
         configure(br#"{"keys": [{"keyid": "a", "secret_env": "PORTCULLIS_TEST_SIG_SECRET"}]}"#)
             .unwrap();
-    assert_eq!(c.keys[0].secret, vec![b'a'; 32]);
+    assert_eq!(*c.keys[0].secret, vec![b'a'; 32]);
 }
 
 #[test]
