@@ -10,9 +10,11 @@ use serde_json::json;
 use crate::policies::{discover, Found, NotFound};
 use crate::values::{self, TextFile};
 
-/// Validate policies with the code the filters run: a policy JSON (MODULE needed unless it is
-/// a guard policy), an Envoy bootstrap or listener YAML, or Istio WasmPlugin manifests. One
-/// line per policy found; exit status 1 if any is invalid.
+/// Validate policies with the code the filters run
+///
+/// FILE is a policy JSON (MODULE needed unless it is a guard policy), an Envoy bootstrap or
+/// listener YAML, or Istio WasmPlugin manifests. One line per policy found; exit status 1 if
+/// any is invalid.
 #[derive(clap::Args)]
 #[command(allow_missing_positional = true)]
 pub struct Args {

@@ -7,8 +7,9 @@ use std::process::ExitCode;
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-/// A shell completion script on stdout, e.g. `portcullis completions bash >
-/// /etc/bash_completion.d/portcullis`.
+/// A shell completion script on stdout
+///
+/// E.g. `portcullis completions bash > /etc/bash_completion.d/portcullis`.
 #[derive(clap::Args)]
 pub struct Args {
     /// The shell to complete in.

@@ -13,8 +13,9 @@ use portcullis::{RequestView, Verdict};
 use crate::policies::{discover, NotFound};
 use crate::values::{self, TextFile};
 
-/// Which rule of which module applies to a request, and what each module would do with it
-/// (the modules' own code, with an in-memory store and the current time).
+/// Which rule of which module applies to a request, and what each module would do
+///
+/// The modules' own code runs, with an in-memory store and the current time.
 #[derive(clap::Args)]
 pub struct Args {
     /// A guard policy JSON, an Envoy bootstrap/listener YAML or Istio WasmPlugin manifests.

@@ -41,8 +41,9 @@ impl Key {
     }
 }
 
-/// Standard input as a compact JWE (RFC 7516) on stdout, encrypted with the payload-crypto
-/// module's own code.
+/// Standard input as a compact JWE (RFC 7516) on stdout
+///
+/// Encrypted with the payload-crypto module's own code.
 #[derive(clap::Args)]
 pub struct EncryptArgs {
     #[command(flatten)]

@@ -37,7 +37,9 @@ pub fn key_id(client: &str, unix: i64) -> String {
     format!("{client}-{stamp}")
 }
 
-/// A new API key and its SHA-256 policy entry (JSON on stdout; the policy keeps only the hash).
+/// A new API key and its SHA-256 policy entry (JSON on stdout)
+///
+/// The policy keeps only the hash; the key is shown once.
 #[derive(clap::Args)]
 pub struct Args {
     /// The client the key is for (the entry's `client`).

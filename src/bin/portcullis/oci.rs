@@ -12,9 +12,10 @@ use sha2::{Digest, Sha256};
 
 use crate::values::{self, BytesFile};
 
-/// An Istio/Envoy wasm OCI image of a module: an OCI image layout directory OUTDIR and the
-/// same as OUTDIR.tar (push with `oras cp --from-oci-layout OUTDIR:TAG …` or `crane push
-/// OUTDIR.tar …`).
+/// An Istio/Envoy wasm OCI image of a module (OCI layout OUTDIR and OUTDIR.tar)
+///
+/// No Docker engine needed; push it with `oras cp --from-oci-layout OUTDIR:TAG REGISTRY/REPO:TAG`
+/// or `crane push OUTDIR.tar REGISTRY/REPO:TAG`.
 #[derive(clap::Args)]
 pub struct Args {
     /// The module to package (`dist/content-type.wasm`).

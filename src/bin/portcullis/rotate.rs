@@ -14,9 +14,10 @@ use serde_json::{json, Value};
 use crate::keygen::{key_id, new_key, now_unix};
 use crate::values::{self, TextFile};
 
-/// The api-key policy with a new key for CLIENT, and CLIENT's current keys ending after the
-/// overlap (`not_after`), so both work meanwhile. The policy goes to stdout, the new plaintext
-/// key to stderr, once.
+/// An api-key policy with a new key for CLIENT and its old keys ending after the overlap
+///
+/// CLIENT's current keys get `not_after` = now + overlap, so old and new keys both work
+/// meanwhile. The policy goes to stdout, the new plaintext key to stderr, once.
 #[derive(clap::Args)]
 pub struct Args {
     /// An api-key policy JSON, or a guard policy with an `api_key` member.

@@ -8,8 +8,9 @@ use portcullis::signing::{self, Message, SignRequest};
 
 use crate::values::{self, BytesFile};
 
-/// The Content-Digest, Signature-Input and Signature header fields that sign a request
-/// (RFC 9421, hmac-sha256), one `Name: value` per line.
+/// The header fields that sign a request (RFC 9421, hmac-sha256)
+///
+/// Content-Digest (with --body), Signature-Input and Signature, one `Name: value` per line.
 #[derive(clap::Args)]
 pub struct Args {
     /// The key's id (`keyid`), as the verifier's policy names it.
