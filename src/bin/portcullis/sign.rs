@@ -251,6 +251,13 @@ mod tests {
     }
 
     #[test]
+    fn components_split_on_spaces_and_commas() {
+        let c = components("@method, @path content-digest").unwrap().0;
+        assert_eq!(c, ["@method", "@path", "content-digest"]);
+        assert!(components(" , ").is_err());
+    }
+
+    #[test]
     fn an_unset_or_non_base64_secret_env_is_an_error_naming_the_argument() {
         let url = ["--key-id", "k1", "--url", "http://localhost/"];
         let unset = [&url[..], &["--secret-env", "PORTCULLIS_CLI_TEST_UNSET"]].concat();
