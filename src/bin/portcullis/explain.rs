@@ -10,21 +10,49 @@ use portcullis::controls::build_module;
 use portcullis::store::MemoryStore;
 use portcullis::{RequestView, Verdict};
 
-use crate::policies::discover;
+use crate::policies::{discover, NotFound};
+use crate::values::{self, TextFile};
 
-pub fn run(file: &str, method: &str, path: &str, headers: &[(String, String)]) -> ExitCode {
-    let Ok(text) = std::fs::read_to_string(file) else {
-        eprintln!("{file}: cannot read");
-        return ExitCode::from(2);
-    };
-    let found = match discover(file, &text, None) {
+/// Which rule of which module applies to a request, and what each module would do
+///
+/// The modules' own code runs, with an in-memory store and the current time.
+#[derive(clap::Args)]
+pub struct Args {
+    /// A guard policy JSON, an Envoy bootstrap/listener YAML or Istio WasmPlugin manifests.
+    #[arg(value_parser = values::text_file)]
+    file: TextFile,
+    /// The request's method.
+    #[arg(long, default_value = "GET", value_parser = values::method)]
+    method: String,
+    /// The request's path and query, as the client sends it (`/v1//orders?id=1`).
+    #[arg(long)]
+    path: String,
+    /// A request header; repeat for more.
+    #[arg(long = "header", value_name = "'NAME: VALUE'", value_parser = values::header)]
+    headers: Vec<(String, String)>,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    let (file, method, path) = (a.file.path.as_str(), a.method.as_str(), a.path.as_str());
+    let found = match discover(file, &a.file.text, None) {
         Ok(f) => f,
-        Err(e) => {
+        Err(NotFound::NeedsModule) => {
+            return crate::usage_error(
+                "explain",
+                clap::error::ErrorKind::InvalidValue,
+                &format!(
+                    "{file} is a bare policy that names no module: explain takes a guard \
+                     policy, a bootstrap or manifests"
+                ),
+            )
+        }
+        Err(NotFound::Invalid(e)) => {
             eprintln!("{file}: {e}");
-            return ExitCode::from(2);
+            return ExitCode::from(crate::FAILED);
         }
     };
-    let h: Vec<(&str, &str)> = headers
+    let h: Vec<(&str, &str)> = a
+        .headers
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();

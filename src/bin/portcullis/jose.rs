@@ -11,47 +11,62 @@ use portcullis::controls::payload_crypto::jwe::{self, Alg, Enc, Recipient};
 use portcullis::controls::payload_crypto::keys::{compile_key, KeySpec};
 use serde_json::Value;
 
-pub const USAGE: &str =
-    "  portcullis encrypt (--key-env VAR | --key-file F) --alg ALG [--enc ENC] [--kid K] [--cty T]
-                                        stdin -> compact JWE (ALG: dir, A128KW, A256KW,
-                                        ECDH-ES+A256KW; ENC: A256GCM (default), A128GCM)
-  portcullis decrypt (--key-env VAR | --key-file F)
-                                        compact JWE on stdin -> plaintext (header on stderr)";
+use crate::values::{self, TextFile};
 
-struct Args {
-    key: String,
-    alg: Option<String>,
+/// The algorithms the module implements (a test checks each against `Alg::parse`/`Enc::parse`).
+const ALGS: [&str; 4] = ["dir", "A128KW", "A256KW", "ECDH-ES+A256KW"];
+const ENCS: [&str; 2] = ["A256GCM", "A128GCM"];
+
+/// Where the key comes from: exactly one of the two.
+#[derive(clap::Args)]
+#[group(required = true, multiple = false)]
+pub struct Key {
+    /// The environment variable holding the key: base64url symmetric key, or a JWK (`oct`, or
+    /// `EC` P-256).
+    #[arg(long, value_name = "VAR", value_parser = values::env_var)]
+    key_env: Option<String>,
+    /// The file holding the key (as for --key-env).
+    #[arg(long, value_name = "FILE", value_parser = values::text_file)]
+    key_file: Option<TextFile>,
+}
+
+impl Key {
+    fn text(&self) -> &str {
+        match (&self.key_env, &self.key_file) {
+            (Some(k), _) => k,
+            (None, Some(f)) => &f.text,
+            // The group is required: clap refuses the command line without one.
+            (None, None) => "",
+        }
+    }
+}
+
+/// Standard input as a compact JWE (RFC 7516) on stdout
+///
+/// Encrypted with the payload-crypto module's own code.
+#[derive(clap::Args)]
+pub struct EncryptArgs {
+    #[command(flatten)]
+    key: Key,
+    /// The key management algorithm.
+    #[arg(long, value_parser = ALGS)]
+    alg: String,
+    /// The content encryption (default: A128GCM for a 16-byte `dir` key, else A256GCM).
+    #[arg(long, value_parser = ENCS)]
     enc: Option<String>,
+    /// The header's `kid` (default: the JWK's `kid`, else `cli`).
+    #[arg(long)]
     kid: Option<String>,
+    /// The header's `cty` (content type of the plaintext).
+    #[arg(long)]
     cty: Option<String>,
 }
 
-fn parse_args(rest: &[&str]) -> Result<Args, String> {
-    let (mut key, mut alg, mut enc, mut kid, mut cty) = (None, None, None, None, None);
-    let mut it = rest.iter();
-    while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        match *flag {
-            "--key-env" => {
-                key = Some(std::env::var(value).map_err(|_| format!("`{value}` is not set"))?)
-            }
-            "--key-file" => {
-                key = Some(std::fs::read_to_string(value).map_err(|e| format!("{value}: {e}"))?)
-            }
-            "--alg" => alg = Some(value.to_string()),
-            "--enc" => enc = Some(value.to_string()),
-            "--kid" => kid = Some(value.to_string()),
-            "--cty" => cty = Some(value.to_string()),
-            _ => return Err(format!("unknown option {flag}")),
-        }
-    }
-    Ok(Args {
-        key: key.ok_or("--key-env or --key-file is required")?,
-        alg,
-        enc,
-        kid,
-        cty,
-    })
+/// A compact JWE on standard input decrypted to stdout (its protected header on stderr).
+#[derive(clap::Args)]
+pub struct DecryptArgs {
+    #[command(flatten)]
+    key: Key,
 }
 
 /// The key text (base64url `k`, or a JWK) as the module's key spec, for `alg`.
@@ -103,16 +118,14 @@ fn finish(r: Result<(), String>) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("portcullis: {e}");
-            ExitCode::FAILURE
+            ExitCode::from(crate::FAILED)
         }
     }
 }
 
-pub fn encrypt(rest: &[&str]) -> ExitCode {
+pub fn encrypt(a: EncryptArgs) -> ExitCode {
     finish((|| {
-        let a = parse_args(rest)?;
-        let alg_name = a.alg.as_deref().ok_or("--alg is required")?;
-        let spec = key_spec(&a.key, alg_name, a.kid.as_deref())?;
+        let spec = key_spec(a.key.text(), &a.alg, a.kid.as_deref())?;
         let key = compile_key(&spec).map_err(|e| format!("key: {e}"))?;
         let enc = match (&a.enc, key.alg, &key.material) {
             (Some(e), _, _) => Enc::parse(e).ok_or_else(|| format!("--enc {e}: not supported"))?,
@@ -132,15 +145,14 @@ pub fn encrypt(rest: &[&str]) -> ExitCode {
     })())
 }
 
-pub fn decrypt(rest: &[&str]) -> ExitCode {
+pub fn decrypt(a: DecryptArgs) -> ExitCode {
     finish((|| {
-        let a = parse_args(rest)?;
         let input = stdin()?;
         let text = std::str::from_utf8(&input)
             .map_err(|_| "the input is not a compact JWE".to_string())?
             .trim();
         let parsed = jwe::parse(text).map_err(|e| e.detail().to_string())?;
-        let spec = key_spec(&a.key, parsed.alg.name(), parsed.kid())?;
+        let spec = key_spec(a.key.text(), parsed.alg.name(), parsed.kid())?;
         let key = compile_key(&spec).map_err(|e| format!("key: {e}"))?;
         let plain = jwe::decrypt(&parsed, &key.material).map_err(|e| e.detail().to_string())?;
         eprintln!("{}", Value::Object(parsed.header.clone()));
@@ -149,4 +161,15 @@ pub fn decrypt(rest: &[&str]) -> ExitCode {
             .map_err(|e| format!("stdout: {e}"))?;
         Ok(())
     })())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_algorithms_offered_are_the_modules() {
+        assert!(ALGS.iter().all(|a| Alg::parse(a).is_some()));
+        assert!(ENCS.iter().all(|e| Enc::parse(e).is_some()));
+    }
 }

@@ -37,24 +37,26 @@ pub fn key_id(client: &str, unix: i64) -> String {
     format!("{client}-{stamp}")
 }
 
-pub fn run(args: &[&str]) -> ExitCode {
-    let (mut client, mut id) = ("client".to_string(), None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        match (*flag, it.next()) {
-            ("--client", Some(c)) => client = c.to_string(),
-            ("--id", Some(i)) => id = Some(i.to_string()),
-            _ => {
-                eprintln!("usage: portcullis keygen [--client C] [--id ID]");
-                return ExitCode::from(2);
-            }
-        }
-    }
+/// A new API key and its SHA-256 policy entry (JSON on stdout)
+///
+/// The policy keeps only the hash; the key is shown once.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The client the key is for (the entry's `client`).
+    #[arg(long, default_value = "client")]
+    client: String,
+    /// The key's id (default: CLIENT-<UTC time>, e.g. `acme-20260301T120000Z`).
+    #[arg(long)]
+    id: Option<String>,
+}
+
+pub fn run(a: Args) -> ExitCode {
+    let Args { client, id } = a;
     let (key, hash) = match new_key() {
         Ok(k) => k,
         Err(e) => {
             eprintln!("keygen: {e}");
-            return ExitCode::FAILURE;
+            return ExitCode::from(crate::FAILED);
         }
     };
     let id = id.unwrap_or_else(|| key_id(&client, now_unix()));

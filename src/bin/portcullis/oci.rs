@@ -10,6 +10,25 @@ use std::process::ExitCode;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::values::{self, BytesFile};
+
+/// An Istio/Envoy wasm OCI image of a module (OCI layout OUTDIR and OUTDIR.tar)
+///
+/// No Docker engine needed; push it with `oras cp --from-oci-layout OUTDIR:TAG REGISTRY/REPO:TAG`
+/// or `crane push OUTDIR.tar REGISTRY/REPO:TAG`.
+#[derive(clap::Args)]
+pub struct Args {
+    /// The module to package (`dist/content-type.wasm`).
+    #[arg(value_name = "MODULE.wasm", value_parser = values::bytes_file)]
+    wasm: BytesFile,
+    /// The image layout directory to write (replaced if it exists), and OUTDIR.tar.
+    #[arg(value_name = "OUTDIR")]
+    out: String,
+    /// The image's tag (`org.opencontainers.image.ref.name`).
+    #[arg(default_value = "latest")]
+    tag: String,
+}
+
 const LAYER: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 const CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 const MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -51,12 +70,11 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> std::io::Result<String> {
     Ok(digest)
 }
 
-pub fn build(wasm_path: &str, out: &str, tag: &str) -> std::io::Result<String> {
-    let wasm = std::fs::read(wasm_path)?;
+pub fn build(wasm: &[u8], out: &str, tag: &str) -> std::io::Result<String> {
     let dir = Path::new(out);
     let _ = std::fs::remove_dir_all(dir);
     std::fs::create_dir_all(dir.join("blobs/sha256"))?;
-    let tar = layer_tar(&wasm)?;
+    let tar = layer_tar(wasm)?;
     let layer = gzip(&tar)?;
     let layer_digest = write_blob(dir, &layer)?;
     let config = serde_json::to_vec(&json!({
@@ -92,15 +110,16 @@ pub fn build(wasm_path: &str, out: &str, tag: &str) -> std::io::Result<String> {
     Ok(manifest_digest)
 }
 
-pub fn run(wasm: &str, out: &str, tag: &str) -> ExitCode {
-    match build(wasm, out, tag) {
+pub fn run(a: Args) -> ExitCode {
+    let (out, tag) = (&a.out, &a.tag);
+    match build(&a.wasm.bytes, out, tag) {
         Ok(digest) => {
             println!("{out}: OCI image layout ({tag}, manifest {digest}); {out}.tar");
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("oci: {wasm} -> {out}: {e}");
-            ExitCode::FAILURE
+            eprintln!("oci: {} -> {out}: {e}", a.wasm.path);
+            ExitCode::from(crate::FAILED)
         }
     }
 }

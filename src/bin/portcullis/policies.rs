@@ -22,16 +22,29 @@ pub fn module_from_ref(r: &str) -> String {
     last.strip_prefix("portcullis-").unwrap_or(last).to_string()
 }
 
-pub fn discover(file: &str, text: &str, module: Option<&str>) -> Result<Vec<Found>, String> {
+/// Why no policy came out of a file.
+pub enum NotFound {
+    /// A bare policy JSON that is not a guard's: the caller must name its module (a usage
+    /// error, not an invalid policy).
+    NeedsModule,
+    /// Not JSON or YAML, or no portcullis policy in it.
+    Invalid(String),
+}
+
+impl From<String> for NotFound {
+    fn from(e: String) -> Self {
+        NotFound::Invalid(e)
+    }
+}
+
+pub fn discover(file: &str, text: &str, module: Option<&str>) -> Result<Vec<Found>, NotFound> {
     let trimmed = text.trim_start();
     if trimmed.starts_with('{') && !looks_like_bootstrap(trimmed) {
         let policy: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
         let module = match module {
             Some(m) => m.to_string(),
             None if policy.get("chain").is_some() => "guard".to_string(),
-            None => {
-                return Err("a bare policy needs its module: portcullis check MODULE FILE".into())
-            }
+            None => return Err(NotFound::NeedsModule),
         };
         return Ok(vec![Found {
             module,
@@ -50,7 +63,9 @@ pub fn discover(file: &str, text: &str, module: Option<&str>) -> Result<Vec<Foun
         }
     }
     if found.is_empty() {
-        return Err("no portcullis policy found (no wasm HTTP filter, no WasmPlugin)".into());
+        return Err(NotFound::Invalid(
+            "no portcullis policy found (no wasm HTTP filter, no WasmPlugin)".into(),
+        ));
     }
     Ok(found)
 }

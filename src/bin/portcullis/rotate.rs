@@ -8,39 +8,47 @@
 use std::process::ExitCode;
 
 use portcullis::controls::build_module;
-use portcullis::time::{format_rfc3339, parse_duration, parse_rfc3339};
+use portcullis::time::{format_rfc3339, parse_rfc3339};
 use serde_json::{json, Value};
 
 use crate::keygen::{key_id, new_key, now_unix};
+use crate::values::{self, TextFile};
+
+/// An api-key policy with a new key for CLIENT and its old keys ending after the overlap
+///
+/// CLIENT's current keys get `not_after` = now + overlap, so old and new keys both work
+/// meanwhile. The policy goes to stdout, the new plaintext key to stderr, once.
+#[derive(clap::Args)]
+pub struct Args {
+    /// An api-key policy JSON, or a guard policy with an `api_key` member.
+    #[arg(value_name = "POLICY_FILE", value_parser = values::text_file)]
+    file: TextFile,
+    /// The client whose key is rotated (it must have a key already; else use `keygen`).
+    #[arg(long)]
+    client: String,
+    /// How long the old keys keep working (`90s`, `15m`, `12h`, `7d`).
+    #[arg(long, default_value = "7d", value_parser = values::duration)]
+    overlap: u64,
+    /// The new key's id (default: CLIENT-<UTC time>).
+    #[arg(long)]
+    id: Option<String>,
+}
 
 fn fail(msg: &str) -> ExitCode {
     eprintln!("rotate: {msg}");
-    ExitCode::FAILURE
+    ExitCode::from(crate::FAILED)
 }
 
-pub fn run(file: &str, args: &[&str]) -> ExitCode {
-    let (mut client, mut overlap, mut id) = (None, "7d".to_string(), None);
-    let mut it = args.iter();
-    while let Some(flag) = it.next() {
-        match (*flag, it.next()) {
-            ("--client", Some(c)) => client = Some(c.to_string()),
-            ("--overlap", Some(o)) => overlap = o.to_string(),
-            ("--id", Some(i)) => id = Some(i.to_string()),
-            _ => client = None,
-        }
-    }
-    let Some(client) = client else {
-        eprintln!("usage: portcullis rotate POLICY_FILE --client C [--overlap 7d] [--id ID]");
-        return ExitCode::from(2);
-    };
-    let overlap = match parse_duration(&overlap) {
-        Ok(s) => s as i64,
-        Err(e) => return fail(&format!("--overlap: {e}")),
-    };
-    let mut doc: Value = match std::fs::read_to_string(file)
-        .map_err(|e| e.to_string())
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| e.to_string()))
-    {
+pub fn run(a: Args) -> ExitCode {
+    let Args {
+        file,
+        client,
+        overlap,
+        id,
+    } = a;
+    let overlap = overlap as i64;
+    let (file, text) = (file.path, file.text);
+    let mut doc: Value = match serde_json::from_str(&text) {
         Ok(v) => v,
         Err(e) => return fail(&format!("{file}: {e}")),
     };
