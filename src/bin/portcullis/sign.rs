@@ -47,9 +47,9 @@ pub struct Args {
     no_nonce: bool,
 }
 
-/// The decoded secret; its Debug never shows it.
+/// The decoded secret (zeroed on drop); its Debug never shows it.
 #[derive(Clone)]
-struct Secret(Vec<u8>);
+struct Secret(portcullis::secret::Secret);
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
