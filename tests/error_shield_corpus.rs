@@ -1,0 +1,133 @@
+//! The leak corpus (tests/data/leaks/<class>/{leak,benign}/): realistic bodies written from
+//! each framework's documented error formats. Every `leak` body is found by its class, every
+//! `benign` body by no class; natively (the detectors) and in a real Envoy (error-shield).
+
+mod support;
+
+use std::fs;
+use std::path::PathBuf;
+
+use portcullis::controls::error_shield::{
+    unescape_for_scan, Detector, LeakClass, DEFAULT_INTERNAL_SUFFIXES,
+};
+use support::*;
+
+struct Case {
+    class: LeakClass,
+    leak: bool,
+    name: String,
+    content_type: &'static str,
+    body: Vec<u8>,
+}
+
+fn corpus() -> Vec<Case> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/leaks");
+    let mut cases = Vec::new();
+    for class in LeakClass::ALL {
+        for (kind, leak) in [("leak", true), ("benign", false)] {
+            let Ok(dir) = fs::read_dir(root.join(class.name()).join(kind)) else {
+                continue;
+            };
+            for entry in dir {
+                let path = entry.unwrap().path();
+                let content_type = match path.extension().and_then(|e| e.to_str()) {
+                    Some("json") => "application/json",
+                    Some("html") => "text/html; charset=utf-8",
+                    _ => "text/plain",
+                };
+                cases.push(Case {
+                    class,
+                    leak,
+                    name: format!(
+                        "{}/{kind}/{}",
+                        class.name(),
+                        path.file_name().unwrap().to_string_lossy()
+                    ),
+                    content_type,
+                    body: fs::read(&path).unwrap(),
+                });
+            }
+        }
+    }
+    cases
+}
+
+fn detectors() -> Vec<(LeakClass, Detector)> {
+    let suffixes: Vec<String> = DEFAULT_INTERNAL_SUFFIXES.map(String::from).to_vec();
+    LeakClass::ALL
+        .into_iter()
+        .filter(|c| *c != LeakClass::CompressionBomb)
+        .map(|c| (c, Detector::compile(c, &suffixes).unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_corpus_has_leaks_and_benign_bodies_for_every_pattern_class() {
+    let cases = corpus();
+    for (class, _) in detectors() {
+        for leak in [true, false] {
+            assert!(
+                cases.iter().any(|c| c.class == class && c.leak == leak),
+                "{class:?} has no {} bodies",
+                if leak { "leak" } else { "benign" }
+            );
+        }
+    }
+}
+
+#[test]
+fn every_leak_is_found_by_its_class_and_every_benign_body_by_none() {
+    let detectors = detectors();
+    for case in corpus() {
+        let text = unescape_for_scan(&String::from_utf8_lossy(&case.body));
+        if case.leak {
+            let (_, d) = detectors.iter().find(|(c, _)| *c == case.class).unwrap();
+            assert!(d.is_match(&text), "{} was not found", case.name);
+        } else {
+            for (class, d) in &detectors {
+                assert!(!d.is_match(&text), "{} matched {class:?}", case.name);
+            }
+        }
+    }
+}
+
+/// One route per class, `/<class>`, on which only that class is on (scrub).
+fn one_class_per_route() -> String {
+    let classes: Vec<&str> = LeakClass::ALL.iter().map(|c| c.name()).collect();
+    let routes: Vec<serde_json::Value> = classes
+        .iter()
+        .map(|on| {
+            let leaks: serde_json::Map<String, serde_json::Value> = classes
+                .iter()
+                .map(|c| {
+                    (
+                        c.to_string(),
+                        (if c == on { "scrub" } else { "off" }).into(),
+                    )
+                })
+                .collect();
+            serde_json::json!({"match": {"prefix": format!("/{on}")}, "leaks": leaks})
+        })
+        .collect();
+    serde_json::json!({"routes": routes}).to_string()
+}
+
+#[test]
+fn the_corpus_through_error_shield_in_envoy_scrubs_each_leak_and_passes_each_benign_body() {
+    let e = envoy().wasm("error-shield", one_class_per_route()).start();
+    for case in corpus() {
+        let path = format!("/{}", case.class.name());
+        let h = [
+            ("x-echo-status", "200"),
+            ("x-echo-content-type", case.content_type),
+        ];
+        let r = e.post(&path, &h, &case.body);
+        if case.leak {
+            assert_eq!(r.status, 500, "{} passed: {}", case.name, r.text());
+            assert_eq!(r.json()["code"], case.class.code(), "{}", case.name);
+        } else {
+            assert_eq!(r.status, 200, "{} was replaced: {}", case.name, r.text());
+            assert_eq!(r.body, case.body, "{} was changed", case.name);
+        }
+    }
+}
