@@ -131,3 +131,38 @@ fn the_corpus_through_error_shield_in_envoy_scrubs_each_leak_and_passes_each_ben
         }
     }
 }
+
+/// Not a pass/fail test: how long the default policy takes over a 256 KiB body (the default
+/// `max_scan_bytes`) of every corpus body repeated. `cargo test --release --test
+/// error_shield_corpus scan_time -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn scan_time_of_a_256_kib_body() {
+    use portcullis::control::{configure, Control, Env};
+    use portcullis::controls::error_shield::ErrorShield;
+    use portcullis::store::MemoryStore;
+    use portcullis::{RequestView, ResponseView};
+    let shield: ErrorShield = configure(b"{}").unwrap();
+    let benign: Vec<u8> = corpus()
+        .into_iter()
+        .filter(|c| !c.leak)
+        .flat_map(|c| c.body)
+        .collect();
+    let body: Vec<u8> = benign.iter().copied().cycle().take(256 * 1024).collect();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: std::time::SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    let req = RequestView::new("GET", "/", &[]).unwrap();
+    let resp = ResponseView {
+        status: 200,
+        headers: vec![("content-type".into(), b"text/plain".to_vec())],
+    };
+    let runs = 20;
+    let start = std::time::Instant::now();
+    for _ in 0..runs {
+        std::hint::black_box(shield.on_response_body(&req, &resp, Some(&body), &env));
+    }
+    println!("256 KiB benign body: {:?} per scan", start.elapsed() / runs);
+}
