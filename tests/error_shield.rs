@@ -323,3 +323,24 @@ fn a_json_link_and_panic_prose_pass_with_file_path_and_stack_trace_scrubbing() {
     let r = scripted(&e, 200, "application/json", body, &[]);
     assert_eq!((r.status, r.text().as_str()), (200, body));
 }
+
+#[test]
+fn guard_runs_the_same_leak_detection_gzip_included() {
+    let policy = r#"{"chain": ["error_shield"], "error_shield": {}}"#;
+    let e = envoy().wasm("guard", policy).start();
+    let extra = [("x-echo-header", "content-encoding: gzip")];
+    let sql = b"System.Data.SqlClient.SqlException (0x80131904): Incorrect syntax near 'x'.";
+    let r = scripted_bytes(&e, "text/plain", &gzip(sql), &extra);
+    r.assert_problem(500, "error_shield.sql_error");
+    let r = scripted(
+        &e,
+        200,
+        "application/json",
+        r#"{"self":"/app/orders/42"}"#,
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"self":"/app/orders/42"}"#)
+    );
+}
