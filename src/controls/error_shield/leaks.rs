@@ -150,6 +150,153 @@ impl LeakClass {
         }
     }
 
+    /// Lower-case literals of which every pattern of the class contains one (case ignored): a
+    /// text with none of them cannot match, and is not run through the regexes (regex-lite
+    /// has no literal prefilter of its own; this takes a clean 256 KiB body from ~100 ms to
+    /// ~1 ms for sql_error). Empty: always run.
+    fn needles(self) -> &'static [&'static str] {
+        match self {
+            LeakClass::SqlError => &[
+                "sql",
+                "error ",
+                "mysql",
+                "syntax error",
+                "does not exist",
+                "duplicate key",
+                "psql",
+                "psycopg",
+                "pg::",
+                "ora-",
+                "oracle.jdbc",
+                "unclosed quotation",
+                "incorrect syntax",
+                "odbc",
+                "sqlite",
+                "hibernate",
+                "springframework",
+                "pdoexception",
+                "activerecord::",
+                "entityframeworkcore",
+                "sequelize",
+                "pq: ",
+            ],
+            LeakClass::Secret => &[
+                "private key-----",
+                "akia",
+                "asia",
+                "abia",
+                "acca",
+                "aiza",
+                "gh",
+                "xox",
+                "k_live_",
+                "accountkey=",
+                "secret",
+                "password",
+                "passwd",
+                "token",
+                "key",
+                "credentials",
+            ],
+            LeakClass::InternalIp => &["10.", "172.", "192.168.", "169.254."],
+            LeakClass::FilePath => &[
+                "/home",
+                "/root",
+                "/var/",
+                "/srv",
+                "/opt",
+                "/usr/",
+                "/app",
+                "/etc",
+                "/tmp",
+                "/mnt",
+                "/users",
+                "/workspace",
+                ":\\",
+            ],
+            LeakClass::VersionBanner => &[
+                "nginx/",
+                "openresty/",
+                "apache",
+                "microsoft-",
+                "lighttpd/",
+                "litespeed/",
+                "caddy/",
+                "jetty/",
+                "tomcat/",
+                "wildfly/",
+                "jboss/",
+                "undertow/",
+                "glassfish/",
+                "weblogic/",
+                "websphere/",
+                "gunicorn/",
+                "uvicorn/",
+                "werkzeug/",
+                "kestrel/",
+                "passenger",
+                "puma/",
+                "unicorn/",
+                "php/",
+                "openssl/",
+                "mod_",
+                "varnish/",
+                "haproxy/",
+                "express/",
+                "node.js/",
+                "python/",
+                "ruby/",
+                "perl/",
+                "asp.net/",
+                "powered by ",
+            ],
+            // A frame line starts a line (or follows a quote or `>`) with `at ` (Java, .NET,
+            // Node.js; two frames are needed, so the text's own start does not matter), or
+            // names a source file the way only traces do.
+            LeakClass::StackTrace => &[
+                "\nat ",
+                "\n at ",
+                "\n  at ",
+                "   at ",
+                "\tat ",
+                "\"at ",
+                "'at ",
+                ">at ",
+                "\" at ",
+                "> at ",
+                "goroutine ",
+                ".go:",
+                ".php",
+                ".phtml",
+                ".inc",
+                " on line ",
+                ".rb:",
+                "traceback (most",
+                "file \"",
+                "exception",
+                "error",
+                "caused by: ",
+                "{main}",
+                "[internal function]",
+                ".js:",
+                ".mjs:",
+                ".cjs:",
+                ".ts:",
+                ".jsx:",
+                ".tsx:",
+                "node:",
+                ".java:",
+                ".kt:",
+                ".scala:",
+                ".groovy:",
+                ".clj:",
+                "native method",
+                "unknown source",
+            ],
+            _ => &[],
+        }
+    }
+
     /// Patterns of lines of which several make a leak (the frames of a stack trace).
     fn repeated(self) -> &'static [&'static str] {
         match self {
@@ -208,6 +355,7 @@ pub fn valid_suffix(s: &str) -> bool {
 pub struct Detector {
     any: Option<Regex>,
     repeated: Option<Regex>,
+    needles: Vec<String>,
 }
 
 /// Frame lines that make a stack trace.
@@ -230,13 +378,25 @@ impl Detector {
         } else {
             alternation(class.patterns())?
         };
+        let needles = if class == LeakClass::InternalHost {
+            suffixes.iter().map(|s| format!(".{s}")).collect()
+        } else {
+            class.needles().iter().map(|n| n.to_string()).collect()
+        };
         Ok(Detector {
             any,
             repeated: alternation(class.repeated())?,
+            needles,
         })
     }
 
     pub fn is_match(&self, text: &str) -> bool {
+        if !self.needles.is_empty() {
+            let lower = text.to_ascii_lowercase();
+            if !self.needles.iter().any(|n| lower.contains(n.as_str())) {
+                return false;
+            }
+        }
         self.any.as_ref().is_some_and(|re| re.is_match(text))
             || self
                 .repeated
