@@ -222,3 +222,125 @@ fn the_webhook_being_down_changes_no_verdict() {
     e.post("/orders", &[("content-type", "text/plain")], b"x")
         .assert_problem(415, "content_type.unsupported");
 }
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+/// Ask the echo upstream for a 200 with this (binary) body and these extra headers.
+fn scripted_bytes(e: &Envoy, content_type: &str, body: &[u8], extra: &[(&str, &str)]) -> Response {
+    let mut h = vec![
+        ("x-echo-status", "200"),
+        ("x-echo-content-type", content_type),
+    ];
+    h.extend_from_slice(extra);
+    e.post("/orders", &h, body)
+}
+
+#[test]
+fn a_leak_in_a_response_header_value_is_removed_and_counted() {
+    let e = envoy().wasm("error-shield", "{}").start();
+    let extra = [
+        (
+            "x-echo-header",
+            "x-db-error: ORA-00942: table or view does not exist",
+        ),
+        ("x-echo-header", "x-upstream: orders.prod.svc.cluster.local"),
+    ];
+    let r = scripted(&e, 200, "application/json", r#"{"ok":true}"#, &extra);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("x-db-error"), None, "{:?}", r.headers);
+    // internal_host is report by default: kept, counted.
+    assert_eq!(
+        r.header("x-upstream"),
+        Some("orders.prod.svc.cluster.local")
+    );
+    assert_eq!(
+        e.counter("error_shield", "reported", "error_shield.sql_error"),
+        1
+    );
+    assert_eq!(
+        e.counter("error_shield", "reported", "error_shield.internal_host"),
+        1
+    );
+}
+
+#[test]
+fn a_gzip_body_with_a_stack_trace_is_decoded_and_scrubbed() {
+    let e = envoy().wasm("error-shield", "{}").start();
+    let extra = [("x-echo-header", "content-encoding: gzip")];
+    let r = scripted_bytes(&e, "text/plain", &gzip(JAVA_TRACE.as_bytes()), &extra);
+    r.assert_problem(500, "error_shield.stack_trace");
+    assert_eq!(r.header("content-encoding"), None);
+    let clean = gzip(br#"{"ok":true}"#);
+    let r = scripted_bytes(&e, "application/json", &clean, &extra);
+    assert_eq!((r.status, &r.body), (200, &clean), "passes still encoded");
+}
+
+#[test]
+fn a_gzip_compression_bomb_is_scrubbed() {
+    let e = envoy().wasm("error-shield", "{}").start();
+    let extra = [("x-echo-header", "content-encoding: gzip")];
+    let bomb = gzip(&vec![b'a'; 16 << 20]);
+    let r = scripted_bytes(&e, "text/plain", &bomb, &extra);
+    r.assert_problem(500, "error_shield.compression_bomb");
+}
+
+#[test]
+fn a_brotli_body_is_reported_as_undecodable() {
+    let e = envoy().wasm("error-shield", "{}").start();
+    let extra = [("x-echo-header", "content-encoding: br")];
+    let r = scripted_bytes(&e, "text/plain", b"\x0b\x02\x80leak", &extra);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        e.counter("error_shield", "reported", "error_shield.undecodable"),
+        1
+    );
+}
+
+#[test]
+fn a_leak_in_the_first_max_scan_bytes_of_a_larger_body_denies_it() {
+    let e = envoy()
+        .wasm("error-shield", r#"{"default": {"max_scan_bytes": 1024}}"#)
+        .start();
+    let big = format!("{JAVA_TRACE}{}", "x".repeat(20_000));
+    let r = scripted(&e, 200, "text/plain", &big, &[]);
+    r.assert_problem(500, "error_shield.stack_trace");
+    assert!(!r.text().contains("OrderService"), "{}", r.text());
+    // The next request is served normally.
+    let r = scripted(&e, 200, "text/plain", "fine", &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, "fine"));
+}
+
+#[test]
+fn a_json_link_and_panic_prose_pass_with_file_path_and_stack_trace_scrubbing() {
+    let policy = r#"{"default": {"leaks": {"file_path": "scrub", "stack_trace": "scrub"}}}"#;
+    let e = envoy().wasm("error-shield", policy).start();
+    let body = "{\"self\": \"/app/orders/42\", \"note\": \"the old build would panic: \\nfixed\"}";
+    let r = scripted(&e, 200, "application/json", body, &[]);
+    assert_eq!((r.status, r.text().as_str()), (200, body));
+}
+
+#[test]
+fn guard_runs_the_same_leak_detection_gzip_included() {
+    let policy = r#"{"chain": ["error_shield"], "error_shield": {}}"#;
+    let e = envoy().wasm("guard", policy).start();
+    let extra = [("x-echo-header", "content-encoding: gzip")];
+    let sql = b"System.Data.SqlClient.SqlException (0x80131904): Incorrect syntax near 'x'.";
+    let r = scripted_bytes(&e, "text/plain", &gzip(sql), &extra);
+    r.assert_problem(500, "error_shield.sql_error");
+    let r = scripted(
+        &e,
+        200,
+        "application/json",
+        r#"{"self":"/app/orders/42"}"#,
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"self":"/app/orders/42"}"#)
+    );
+}

@@ -2,21 +2,27 @@
 //!
 //! - Responses with configured statuses (default: every 5xx) get their body replaced by the
 //!   shared problem+json, with the request id; the status is kept or mapped (`502` -> `503`).
-//! - Any textual response is scanned, up to `max_scan_bytes`, for stack traces, SQL errors,
-//!   internal addresses and file paths: per class `scrub` (replace the body), `report` or `off`.
+//! - Responses of the listed content types (default: every textual one, and untyped ones),
+//!   gzip/deflate decoded, and every response header value are scanned for leaks (`leaks.rs`):
+//!   per class `scrub` (replace the body; remove the header), `report` or `off`.
 //! - Headers that fingerprint the stack (`Server`, `X-Powered-By`, `X-Debug-*` …) are removed.
 //!
-//! Bodies beyond `max_scan_bytes` pass unchanged (never truncated) and are counted, except on a
-//! replaced status: that error page is answered with the generic problem instead.
+//! Of a body beyond `max_scan_bytes` the first `max_scan_bytes` are scanned: a leak to scrub
+//! there, or a replaced status, answers with the generic problem; otherwise the whole body
+//! passes unchanged (never truncated), the rest unseen, and it is counted.
 
+mod decode;
 mod leaks;
+mod media;
 
-pub use leaks::LeakClass;
+pub use leaks::{unescape_for_scan, Detector, LeakClass, DEFAULT_INTERNAL_SUFFIXES};
 
 use std::collections::BTreeMap;
 
-use regex_lite::Regex;
 use serde::Deserialize;
+
+use decode::Decoded;
+use media::MediaRanges;
 
 use crate::alert::{AlertPolicy, AlertSpec, Alerts};
 use crate::callout::{Callout, CalloutResponse};
@@ -60,9 +66,23 @@ pub struct RuleSpec {
     /// Statuses sent instead of others, e.g. `{"501": 500, "502": 503}`.
     #[serde(default)]
     pub status_map: BTreeMap<String, u16>,
-    /// Per leak class: `scrub`, `report` or `off`.
-    #[serde(default = "default_leaks")]
+    /// Per leak class: `scrub`, `report` or `off`. A class not named keeps its default.
+    #[serde(default)]
     pub leaks: BTreeMap<String, LeakAction>,
+    /// Host-name suffixes `internal_host` looks for (whole DNS labels, lower case).
+    #[serde(default = "default_internal_host_suffixes")]
+    pub internal_host_suffixes: Vec<String>,
+    /// Content types whose bodies are scanned: `type/subtype`, `type/*`, `+suffix`, `*/*`.
+    #[serde(default = "media::default_scan_content_types")]
+    pub scan_content_types: Vec<String>,
+    /// Scan bodies without a `content-type`.
+    #[serde(default = "default_true")]
+    pub scan_untyped: bool,
+    /// A body whose `content-encoding` cannot be decoded (`br`, `zstd`, a corrupt stream):
+    /// `scrub` replaces it, `report` counts it, `off` lets it pass silently.
+    #[serde(default = "default_undecodable")]
+    pub undecodable: LeakAction,
+    /// Bytes of a body scanned (after decoding); of a larger body, its first `max_scan_bytes`.
     #[serde(default = "default_max_scan_bytes")]
     pub max_scan_bytes: usize,
     /// Response headers removed; a trailing `*` removes every header with that prefix.
@@ -73,13 +93,27 @@ pub struct RuleSpec {
 fn default_statuses() -> Vec<String> {
     vec!["5xx".into()]
 }
-fn default_leaks() -> BTreeMap<String, LeakAction> {
-    BTreeMap::from([
-        ("stack_trace".into(), LeakAction::Scrub),
-        ("sql_error".into(), LeakAction::Scrub),
-        ("internal_ip".into(), LeakAction::Report),
-        ("file_path".into(), LeakAction::Report),
-    ])
+/// Each class's action when the policy does not name it.
+fn default_action(class: LeakClass) -> LeakAction {
+    match class {
+        LeakClass::StackTrace
+        | LeakClass::SqlError
+        | LeakClass::Secret
+        | LeakClass::CompressionBomb => LeakAction::Scrub,
+        LeakClass::InternalIp
+        | LeakClass::InternalHost
+        | LeakClass::FilePath
+        | LeakClass::VersionBanner => LeakAction::Report,
+    }
+}
+fn default_internal_host_suffixes() -> Vec<String> {
+    DEFAULT_INTERNAL_SUFFIXES.map(String::from).to_vec()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_undecodable() -> LeakAction {
+    LeakAction::Report
 }
 fn default_max_scan_bytes() -> usize {
     256 * 1024
@@ -103,7 +137,11 @@ impl Default for RuleSpec {
             matcher: None,
             replace_statuses: default_statuses(),
             status_map: BTreeMap::new(),
-            leaks: default_leaks(),
+            leaks: BTreeMap::new(),
+            internal_host_suffixes: default_internal_host_suffixes(),
+            scan_content_types: media::default_scan_content_types(),
+            scan_untyped: true,
+            undecodable: default_undecodable(),
             max_scan_bytes: default_max_scan_bytes(),
             remove_headers: default_remove_headers(),
         }
@@ -126,7 +164,12 @@ enum StatusSet {
 struct Rule {
     statuses: Vec<StatusSet>,
     status_map: Vec<(u16, u16)>,
-    leaks: Vec<(LeakClass, LeakAction, Regex)>,
+    /// The classes not `off`, with their detectors (the pattern classes only).
+    leaks: Vec<(LeakClass, LeakAction, Detector)>,
+    compression_bomb: LeakAction,
+    undecodable: LeakAction,
+    scan_types: MediaRanges,
+    scan_untyped: bool,
     max_scan_bytes: usize,
     remove: HeaderNames,
 }
@@ -166,20 +209,44 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         }
         status_map.push((from, *to));
     }
-    let mut leaks = Vec::new();
-    for (name, action) in &spec.leaks {
-        let class: LeakClass = serde_json::from_value(serde_json::Value::String(name.clone()))
-            .map_err(|_| {
-                ConfigError::new(
-                    format!("leaks.{name}"),
-                    "unknown leak class (stack_trace, sql_error, internal_ip, file_path)",
-                )
-            })?;
-        if *action != LeakAction::Off {
-            let re = leaks::compile(class)
-                .map_err(|e| ConfigError::new(format!("leaks.{name}"), e.to_string()))?;
-            leaks.push((class, *action, re));
+    for name in spec.leaks.keys() {
+        if !LeakClass::ALL.iter().any(|c| c.name() == name) {
+            let known: Vec<&str> = LeakClass::ALL.iter().map(|c| c.name()).collect();
+            return Err(ConfigError::new(
+                format!("leaks.{name}"),
+                format!("unknown leak class (known: {})", known.join(", ")),
+            ));
         }
+    }
+    for (i, s) in spec.internal_host_suffixes.iter().enumerate() {
+        if !leaks::valid_suffix(s) {
+            return Err(ConfigError::new(
+                format!("internal_host_suffixes[{i}]"),
+                format!("`{s}` is not a lower-case DNS suffix such as `svc.cluster.local`"),
+            ));
+        }
+    }
+    let action = |class: LeakClass| {
+        spec.leaks
+            .get(class.name())
+            .copied()
+            .unwrap_or_else(|| default_action(class))
+    };
+    let mut leaks = Vec::new();
+    for class in LeakClass::ALL {
+        let act = action(class);
+        if act == LeakAction::Off || class == LeakClass::CompressionBomb {
+            continue;
+        }
+        if class == LeakClass::InternalHost && spec.internal_host_suffixes.is_empty() {
+            return Err(ConfigError::new(
+                "internal_host_suffixes",
+                "is empty while internal_host is on (set leaks.internal_host to off instead)",
+            ));
+        }
+        let detector = Detector::compile(class, &spec.internal_host_suffixes)
+            .map_err(|e| ConfigError::new(format!("leaks.{}", class.name()), e.to_string()))?;
+        leaks.push((class, act, detector));
     }
     if spec.max_scan_bytes == 0 || spec.max_scan_bytes > 16 * 1024 * 1024 {
         return Err(ConfigError::new(
@@ -188,10 +255,15 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         ));
     }
     let remove = HeaderNames::compile(&spec.remove_headers, "remove_headers")?;
+    let scan_types = MediaRanges::compile(&spec.scan_content_types, "scan_content_types")?;
     Ok(Rule {
         statuses,
         status_map,
         leaks,
+        compression_bomb: action(LeakClass::CompressionBomb),
+        undecodable: spec.undecodable,
+        scan_types,
+        scan_untyped: spec.scan_untyped,
         max_scan_bytes: spec.max_scan_bytes,
         remove,
     })
@@ -212,88 +284,148 @@ impl Rule {
             .map_or(status, |(_, t)| *t)
     }
 
-    fn header_removals(&self, resp: &ResponseView) -> Vec<HeaderOp> {
-        self.remove.removals(&resp.headers)
+    /// The header edits and reports for the response headers: headers removed by name, and
+    /// every other value scanned; a leak to scrub removes the header it is in.
+    fn header_findings(&self, resp: &ResponseView) -> (Vec<HeaderOp>, Vec<Rejection>) {
+        let mut ops = self.remove.removals(&resp.headers);
+        let mut reports = Vec::new();
+        for (name, value) in &resp.headers {
+            let removed = ops
+                .iter()
+                .any(|op| matches!(op, HeaderOp::Remove(n) if n == name));
+            if name.starts_with(':') || removed {
+                continue;
+            }
+            let value = String::from_utf8_lossy(value);
+            for (class, action, detector) in &self.leaks {
+                if !detector.is_match(&value) {
+                    continue;
+                }
+                let detail = if *action == LeakAction::Scrub {
+                    ops.push(HeaderOp::Remove(name.clone()));
+                    "a response header matched a leak pattern and was removed"
+                } else {
+                    "a response header matched a leak pattern"
+                };
+                reports.push(Rejection::new(resp.status, class.code(), detail));
+                if *action == LeakAction::Scrub {
+                    break;
+                }
+            }
+        }
+        (ops, reports)
     }
-}
 
-/// Bodies we can scan: text, JSON, XML, JavaScript, and those that do not say; never compressed.
-fn scannable(resp: &ResponseView) -> bool {
-    if resp
-        .header("content-encoding")
-        .is_some_and(|e| !e.eq_ignore_ascii_case("identity"))
-    {
-        return false;
+    /// Is the body of this content type scanned?
+    fn scans_type(&self, resp: &ResponseView) -> bool {
+        match resp.header("content-type") {
+            Some(ct) => self.scan_types.contains(ct),
+            None => self.scan_untyped,
+        }
     }
-    let Some(ct) = resp.header("content-type") else {
-        return true;
-    };
-    let ct = ct.to_ascii_lowercase();
-    let essence = ct.split(';').next().unwrap_or("").trim();
-    essence.starts_with("text/")
-        || essence.ends_with("json")
-        || essence.ends_with("xml")
-        || essence.ends_with("javascript")
-        || essence == "application/x-www-form-urlencoded"
+
+    fn scans_body(&self, resp: &ResponseView) -> bool {
+        let acts = !self.leaks.is_empty()
+            || self.compression_bomb != LeakAction::Off
+            || self.undecodable != LeakAction::Off;
+        acts && self.scans_type(resp)
+    }
+
+    /// The status a scrubbed response is sent with: a 2xx or 3xx page that leaks is not a
+    /// success we can vouch for.
+    fn scrubbed_status(&self, status: u16) -> u16 {
+        if status >= 400 {
+            self.mapped(status)
+        } else {
+            500
+        }
+    }
+
+    /// The first finding to scrub in the body, and the findings to report.
+    fn scan_body(
+        &self,
+        resp: &ResponseView,
+        body: &[u8],
+    ) -> (Option<&'static str>, Vec<Rejection>) {
+        let mut reports = Vec::new();
+        let report = |code: &'static str, reports: &mut Vec<Rejection>| {
+            reports.push(Rejection::new(
+                resp.status,
+                code,
+                "the response matched a leak pattern",
+            ));
+        };
+        let encoding = resp.header("content-encoding");
+        let (action, code) = match decode::decode(encoding, body, self.max_scan_bytes) {
+            Decoded::Text { bytes, .. } => {
+                let text = unescape_for_scan(&String::from_utf8_lossy(&bytes));
+                for (class, action, detector) in &self.leaks {
+                    if !detector.is_match(&text) {
+                        continue;
+                    }
+                    if *action == LeakAction::Scrub {
+                        return (Some(class.code()), reports);
+                    }
+                    report(class.code(), &mut reports);
+                }
+                return (None, reports);
+            }
+            Decoded::Bomb => (self.compression_bomb, LeakClass::CompressionBomb.code()),
+            Decoded::Undecodable => (self.undecodable, "error_shield.undecodable"),
+        };
+        match action {
+            LeakAction::Scrub => return (Some(code), reports),
+            LeakAction::Report => report(code, &mut reports),
+            LeakAction::Off => {}
+        }
+        (None, reports)
+    }
 }
 
 const GENERIC_DETAIL: &str = "The service could not complete the request; details were withheld.";
 
+/// What the control was handed of a response body.
+#[derive(Clone, Copy)]
+enum Body<'a> {
+    /// All of it: a finding to scrub replaces it in place.
+    Whole(&'a [u8]),
+    /// Its first `max_scan_bytes`: a finding to scrub replaces the whole response.
+    Prefix(&'a [u8]),
+    /// Nothing (too large, or not readable).
+    Unseen,
+}
+
 impl ErrorShield {
-    /// The verdict for a whole body (`None`: too large to scan).
-    fn judge(
-        &self,
-        rule: &Rule,
-        req: &RequestView,
-        resp: &ResponseView,
-        body: Option<&[u8]>,
-    ) -> Verdict {
-        let ops = rule.header_removals(resp);
+    fn judge(&self, rule: &Rule, req: &RequestView, resp: &ResponseView, body: Body) -> Verdict {
+        let (ops, mut reports) = rule.header_findings(resp);
+        let deny = |status, code| Verdict::Deny(Rejection::new(status, code, GENERIC_DETAIL));
         if rule.replaces(resp.status) {
-            if body.is_none() {
-                // Too large to hold: it cannot be replaced in place, and it must not pass (it
-                // is the error page being hidden). The host answers with the problem instead.
-                return Verdict::Deny(Rejection::new(
-                    rule.mapped(resp.status),
-                    "error_shield.status",
-                    GENERIC_DETAIL,
-                ));
-            }
-            return replace(req, rule.mapped(resp.status), "error_shield.status", ops);
+            return match body {
+                Body::Whole(_) => {
+                    replace(req, rule.mapped(resp.status), "error_shield.status", ops)
+                }
+                // Not held whole: it cannot be replaced in place, and it must not pass (it is
+                // the error page being hidden). The host answers with the problem instead.
+                _ => deny(rule.mapped(resp.status), "error_shield.status"),
+            };
         }
-        let mut reports = Vec::new();
-        if let Some(body) = body.filter(|_| scannable(resp)) {
-            let text = unescape_for_scan(&String::from_utf8_lossy(body));
-            for (class, action, re) in &rule.leaks {
-                if !re.is_match(&text) {
-                    continue;
-                }
-                if *action == LeakAction::Scrub {
-                    // A 2xx or 3xx page that leaks is not a success we can vouch for.
-                    let status = if resp.status >= 400 {
-                        rule.mapped(resp.status)
-                    } else {
-                        500
-                    };
-                    return replace(req, status, class.code(), ops);
-                }
-                reports.push(Rejection::new(
-                    resp.status,
-                    class.code(),
-                    "the response matched a leak pattern",
-                ));
+        let seen = match body {
+            Body::Whole(b) | Body::Prefix(b) => Some(b),
+            Body::Unseen => None,
+        };
+        if let Some(b) = seen.filter(|_| rule.scans_type(resp)) {
+            let (scrub, found) = rule.scan_body(resp, b);
+            reports.extend(found);
+            if let Some(code) = scrub {
+                let status = rule.scrubbed_status(resp.status);
+                return match body {
+                    Body::Whole(_) => replace(req, status, code, ops),
+                    _ => deny(status, code),
+                };
             }
         }
         Verdict::Pass { ops, reports }
     }
-}
-
-/// Traces embedded in JSON strings arrive escaped (`\\n\\tat com.…`): scan them as text.
-fn unescape_for_scan(text: &str) -> String {
-    text.replace("\\n", "\n")
-        .replace("\\t", "\t")
-        .replace("\\r", "\r")
-        .replace("\\\"", "\"")
 }
 
 /// The response, with its body replaced by a generic problem.
@@ -333,12 +465,13 @@ impl Control for ErrorShield {
 
     fn on_response(&self, req: &RequestView, resp: &ResponseView, _env: &Env) -> Verdict {
         let (rule, _) = self.routes.select(req);
-        if rule.replaces(resp.status) || (!rule.leaks.is_empty() && scannable(resp)) {
+        if rule.replaces(resp.status) || rule.scans_body(resp) {
             return Verdict::NeedBody {
                 max_bytes: rule.max_scan_bytes,
             };
         }
-        Verdict::Mutate(rule.header_removals(resp))
+        let (ops, reports) = rule.header_findings(resp);
+        Verdict::Pass { ops, reports }
     }
 
     fn on_response_body(
@@ -349,7 +482,19 @@ impl Control for ErrorShield {
         _env: &Env,
     ) -> Verdict {
         let (rule, _) = self.routes.select(req);
+        let body = body.map_or(Body::Unseen, Body::Whole);
         self.judge(rule, req, resp, body)
+    }
+
+    fn on_response_body_prefix(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        prefix: &[u8],
+        _env: &Env,
+    ) -> Verdict {
+        let (rule, _) = self.routes.select(req);
+        self.judge(rule, req, resp, Body::Prefix(prefix))
     }
 
     fn tick_period(&self) -> Option<std::time::Duration> {

@@ -26,9 +26,11 @@ fn run(s: &ErrorShield, r: &ResponseView, body: &[u8]) -> Verdict {
     };
     let req = RequestView::new("GET", "/orders", &[("x-request-id", "req-1")]).unwrap();
     match s.on_response(&req, r, &env) {
+        Verdict::NeedBody { max_bytes } if body.len() <= max_bytes => {
+            s.on_response_body(&req, r, Some(body), &env)
+        }
         Verdict::NeedBody { max_bytes } => {
-            let b = (body.len() <= max_bytes).then_some(body);
-            s.on_response_body(&req, r, b, &env)
+            s.on_response_body_prefix(&req, r, &body[..max_bytes], &env)
         }
         v => v,
     }
@@ -114,14 +116,18 @@ fn report_mode_passes_and_reports_the_class() {
     else {
         panic!()
     };
+    // file_path, not named, keeps its default (report) and finds /app/x.py.
     let codes: Vec<_> = reports.iter().map(|r| r.code).collect();
-    assert_eq!(codes, vec!["error_shield.stack_trace"]);
+    assert_eq!(
+        codes,
+        vec!["error_shield.stack_trace", "error_shield.file_path"]
+    );
 }
 
 #[test]
 fn internal_ips_and_paths_are_reported_by_default() {
     let s = shield("{}");
-    let body = b"proxied to 10.0.0.7 from /home/deploy/app";
+    let body = b"proxied to 10.0.0.7 from /home/deploy/app/config.yml";
     let Verdict::Pass { reports, .. } = run(&s, &resp(200, &[]), body) else {
         panic!()
     };
@@ -146,7 +152,7 @@ fn fingerprinting_headers_are_removed() {
         ],
     );
     let v = run(&s, &r, b"\x89PNG");
-    let Verdict::Mutate(ops) = v else {
+    let Verdict::Pass { ops, .. } = v else {
         panic!("{v:?}")
     };
     assert_eq!(
@@ -160,22 +166,17 @@ fn fingerprinting_headers_are_removed() {
 }
 
 #[test]
-fn binary_and_compressed_bodies_are_not_scanned() {
+fn binary_bodies_are_not_scanned_but_a_compressed_5xx_is_still_replaced() {
     let s = shield("{}");
-    assert!(matches!(
-        run(
-            &s,
-            &resp(200, &[("content-type", "application/octet-stream")]),
-            JAVA
-        ),
-        Verdict::Mutate(_)
-    ));
-    let gz = resp(
-        200,
-        &[("content-type", "text/plain"), ("content-encoding", "gzip")],
+    let v = run(
+        &s,
+        &resp(200, &[("content-type", "application/octet-stream")]),
+        JAVA,
     );
-    assert!(matches!(run(&s, &gz, JAVA), Verdict::Mutate(_)));
-    // …but a compressed 5xx is still replaced, and its encoding dropped.
+    assert!(
+        matches!(v, Verdict::Pass { ref reports, .. } if reports.is_empty()),
+        "{v:?}"
+    );
     let gz500 = resp(
         500,
         &[("content-type", "text/plain"), ("content-encoding", "gzip")],
@@ -240,4 +241,232 @@ fn a_replaced_status_too_large_to_hold_is_denied_not_passed() {
     // A 200 of the same size still passes (counted by the host as too large to inspect).
     let v = run(&s, &resp(200, &[("content-type", "text/plain")]), &big);
     assert!(matches!(v, Verdict::Pass { .. }), "{v:?}");
+}
+
+fn reported(v: &Verdict) -> Vec<&'static str> {
+    match v {
+        Verdict::Pass { reports, .. } => reports.iter().map(|r| r.code).collect(),
+        v => panic!("not passed: {v:?}"),
+    }
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn a_classes_not_named_in_leaks_keeps_its_default() {
+    let s = shield(r#"{"default": {"leaks": {"file_path": "off"}}}"#);
+    let v = run(
+        &s,
+        &resp(200, &[]),
+        b"-----BEGIN RSA PRIVATE KEY-----\nMIIE",
+    );
+    assert_eq!(replaced(&v).1, "error_shield.secret");
+}
+
+#[test]
+fn secret_is_scrubbed_and_host_and_banner_reported_by_default() {
+    let s = shield("{}");
+    let v = run(&s, &resp(200, &[]), b"AKIAIOSFODNN7EXAMPLE");
+    assert_eq!(replaced(&v), (500, "error_shield.secret", replaced(&v).2));
+    let v = run(
+        &s,
+        &resp(404, &[("content-type", "text/html")]),
+        b"<p>orders.default.svc.cluster.local</p><hr><center>nginx/1.25.3</center>",
+    );
+    assert_eq!(
+        reported(&v),
+        vec!["error_shield.internal_host", "error_shield.version_banner"]
+    );
+}
+
+#[test]
+fn go_panic_prose_and_a_json_link_pass_with_every_class_scrubbing() {
+    let all = r#"{"default": {"leaks": {"stack_trace": "scrub", "sql_error": "scrub", "secret": "scrub",
+        "internal_ip": "scrub", "internal_host": "scrub", "file_path": "scrub", "version_banner": "scrub"}}}"#;
+    let s = shield(all);
+    for body in [
+        &b"If the disk is full the server will panic: \nplease free some space."[..],
+        br#"{"order": 42, "self": "/app/orders/42", "next": "/home/feed"}"#,
+    ] {
+        let v = run(
+            &s,
+            &resp(200, &[("content-type", "application/json")]),
+            body,
+        );
+        assert_eq!(
+            reported(&v),
+            Vec::<&str>::new(),
+            "{}",
+            String::from_utf8_lossy(body)
+        );
+    }
+}
+
+#[test]
+fn a_leak_in_a_header_value_is_removed_when_scrubbed_and_counted() {
+    let s = shield("{}");
+    let r = resp(
+        200,
+        &[
+            ("content-type", "image/png"),
+            ("x-upstream", "orders.prod.internal:8080"),
+            ("x-error", "ORA-00933: SQL command not properly ended"),
+            ("location", "https://shop.example.com/orders/42"),
+        ],
+    );
+    let Verdict::Pass { ops, reports } = run(&s, &r, b"\x89PNG") else {
+        panic!()
+    };
+    assert_eq!(ops, vec![HeaderOp::Remove("x-error".into())]);
+    let codes: Vec<_> = reports.iter().map(|r| r.code).collect();
+    assert_eq!(
+        codes,
+        vec!["error_shield.internal_host", "error_shield.sql_error"]
+    );
+}
+
+#[test]
+fn a_header_leak_is_found_on_a_scanned_body_too() {
+    let s = shield("{}");
+    let r = resp(
+        200,
+        &[
+            ("content-type", "text/plain"),
+            ("x-db", "SQLITE_ERROR: near"),
+        ],
+    );
+    let Verdict::Pass { ops, .. } = run(&s, &r, b"fine") else {
+        panic!()
+    };
+    assert_eq!(ops, vec![HeaderOp::Remove("x-db".into())]);
+}
+
+#[test]
+fn scan_content_types_and_scan_untyped_choose_the_bodies() {
+    let s = shield(
+        r#"{"default": {"scan_content_types": ["application/octet-stream"], "scan_untyped": false}}"#,
+    );
+    let bin = resp(200, &[("content-type", "application/octet-stream")]);
+    assert_eq!(replaced(&run(&s, &bin, JAVA)).1, "error_shield.stack_trace");
+    let html = resp(200, &[("content-type", "text/html")]);
+    assert_eq!(reported(&run(&s, &html, JAVA)), Vec::<&str>::new());
+    assert_eq!(
+        reported(&run(&s, &resp(200, &[]), JAVA)),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn a_gzip_body_is_decoded_and_scanned() {
+    let s = shield("{}");
+    let r = resp(
+        200,
+        &[("content-type", "text/plain"), ("content-encoding", "gzip")],
+    );
+    let (status, code, _) = replaced(&run(&s, &r, &gzip(JAVA)));
+    assert_eq!((status, code), (500, "error_shield.stack_trace"));
+    let clean = run(&s, &r, &gzip(b"{\"ok\": true}"));
+    assert_eq!(reported(&clean), Vec::<&str>::new());
+}
+
+#[test]
+fn a_compression_bomb_is_scrubbed_by_default() {
+    let s = shield("{}");
+    let r = resp(
+        200,
+        &[("content-type", "text/plain"), ("content-encoding", "gzip")],
+    );
+    let bomb = gzip(&vec![b' '; 8 << 20]);
+    assert_eq!(
+        replaced(&run(&s, &r, &bomb)).1,
+        "error_shield.compression_bomb"
+    );
+}
+
+#[test]
+fn undecodable_bodies_are_reported_by_default_and_scrubbed_on_request() {
+    let r = resp(
+        200,
+        &[("content-type", "text/plain"), ("content-encoding", "br")],
+    );
+    let v = run(&shield("{}"), &r, b"\x0b\x02\x80stack");
+    assert_eq!(reported(&v), vec!["error_shield.undecodable"]);
+    let s = shield(r#"{"default": {"undecodable": "scrub"}}"#);
+    assert_eq!(replaced(&run(&s, &r, b"x")).1, "error_shield.undecodable");
+    let s = shield(r#"{"default": {"undecodable": "off"}}"#);
+    assert_eq!(reported(&run(&s, &r, b"x")), Vec::<&str>::new());
+}
+
+#[test]
+fn the_first_max_scan_bytes_of_a_larger_body_are_scanned() {
+    let s = shield(r#"{"default": {"max_scan_bytes": 200}}"#);
+    let r = resp(200, &[("content-type", "text/plain")]);
+    // A leak in the prefix: the whole response is denied (it cannot be replaced in place).
+    let early = [JAVA, &[b'x'; 400][..]].concat();
+    match run(&s, &r, &early) {
+        Verdict::Deny(d) => assert_eq!((d.status, d.code), (500, "error_shield.stack_trace")),
+        v => panic!("not denied: {v:?}"),
+    }
+    // A leak only after the prefix is not seen: the body passes (the host counts it).
+    let late = [&[b'x'; 400][..], JAVA].concat();
+    assert_eq!(reported(&run(&s, &r, &late)), Vec::<&str>::new());
+    // Reports in the prefix are kept.
+    let ip = [&b"via 10.1.2.3 "[..], &[b'x'; 400][..]].concat();
+    assert_eq!(
+        reported(&run(&s, &r, &ip)),
+        vec!["error_shield.internal_ip"]
+    );
+}
+
+#[test]
+fn internal_host_suffixes_replace_the_defaults() {
+    let s = shield(r#"{"default": {"internal_host_suffixes": ["lan"]}}"#);
+    assert_eq!(
+        reported(&run(&s, &resp(200, &[]), b"nas.home.lan")),
+        vec!["error_shield.internal_host"]
+    );
+    assert_eq!(
+        reported(&run(&s, &resp(200, &[]), b"db.corp")),
+        Vec::<&str>::new()
+    );
+}
+
+#[test]
+fn new_policy_fields_are_refused_with_their_path() {
+    for (json, path) in [
+        (
+            r#"{"default": {"internal_host_suffixes": [".corp"]}}"#,
+            "default.internal_host_suffixes[0]",
+        ),
+        (
+            r#"{"default": {"internal_host_suffixes": []}}"#,
+            "default.internal_host_suffixes",
+        ),
+        (
+            r#"{"default": {"scan_content_types": ["text/*", "json"]}}"#,
+            "default.scan_content_types[1]",
+        ),
+        (
+            r#"{"default": {"undecodable": "drop"}}"#,
+            "default.undecodable",
+        ),
+        (
+            r#"{"default": {"scan_untyped": "yes"}}"#,
+            "default.scan_untyped",
+        ),
+        (
+            r#"{"default": {"leaks": {"secrets": "scrub"}}}"#,
+            "default.leaks.secrets",
+        ),
+    ] {
+        let e = configure::<ErrorShield>(json.as_bytes()).unwrap_err();
+        assert_eq!(e.path, path, "{json}: {e}");
+    }
+    // An empty suffix list is fine when the class is off.
+    shield(r#"{"default": {"internal_host_suffixes": [], "leaks": {"internal_host": "off"}}}"#);
 }
