@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::callout::{Callout, CalloutResponse};
-use crate::control::{ConfigError, Control, Env};
+use crate::control::{parse_policy_value, ConfigError, Control, Env};
 use crate::request::{RequestView, ResponseView};
 use crate::verdict::{HeaderOp, Verdict};
 
@@ -79,14 +79,7 @@ impl<C: Control> DynControl for C {
 
 /// Build a control from its policy as a JSON value, errors naming the JSON path.
 pub fn build_dyn<C: Control>(policy: &Value) -> Result<Box<dyn DynControl>, ConfigError> {
-    let parsed: Result<C::Policy, _> = serde_path_to_error::deserialize(policy.clone());
-    let policy = parsed.map_err(|e| {
-        let path = e.path().to_string();
-        ConfigError::new(
-            if path == "." { "" } else { &path },
-            e.into_inner().to_string(),
-        )
-    })?;
+    let policy = parse_policy_value::<C::Policy>(policy.clone())?;
     Ok(Box::new(C::build(policy)?))
 }
 

@@ -92,9 +92,23 @@ pub fn configure<C: Control>(json: &[u8]) -> Result<C, ConfigError> {
 /// [`configure`], with the settings every module's policy takes at its top
 /// ([`crate::method_override`]).
 pub fn configure_module<C: Control>(json: &[u8]) -> Result<(C, MethodOverride), ConfigError> {
-    let (method_override, json) = method_override::split(json)?;
-    let policy = parse_policy::<C::Policy>(&json)?;
+    let (method_override, rest) = method_override::split(json)?;
+    let policy = match rest {
+        None => parse_policy::<C::Policy>(json)?,
+        Some(doc) => parse_policy_value::<C::Policy>(doc)?,
+    };
     Ok((C::build(policy)?, method_override))
+}
+
+/// [`parse_policy`] for a document already parsed.
+pub fn parse_policy_value<P: DeserializeOwned>(doc: serde_json::Value) -> Result<P, ConfigError> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        ConfigError::new(
+            if path == "." { "" } else { &path },
+            e.into_inner().to_string(),
+        )
+    })
 }
 
 /// Deserialize a policy, naming the JSON path of the first offending field.

@@ -9,7 +9,6 @@
 
 use std::borrow::Cow;
 
-use serde::Deserialize;
 use serde_json::Value;
 
 use crate::control::ConfigError;
@@ -26,9 +25,7 @@ pub const HEADERS: [&str; 3] = [
 /// The top-level policy key every module accepts.
 pub const KEY: &str = "method_override";
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum MethodOverride {
     /// 400 `request.method_override`: nothing reaches the upstream.
     #[default]
@@ -45,53 +42,55 @@ impl MethodOverride {
             .into_iter()
             .filter(|h| req.header_values(h).next().is_some())
             .collect();
-        match (self, found.first()) {
-            (MethodOverride::Refuse, Some(name)) => Err(Rejection::new(
+        if self == MethodOverride::Refuse && !found.is_empty() {
+            return Err(Rejection::new(
                 400,
                 "request.method_override",
-                format!(
-                    "`{name}` is not accepted: the request is checked as the {} it is",
-                    req.method
-                ),
-            )),
-            _ => Ok(found),
+                "a method-override header (x-http-method-override, x-http-method, \
+                 x-method-override) is not accepted: the request is checked as the method it is",
+            ));
         }
+        Ok(found)
     }
 }
 
-/// Take `method_override` off the top of a policy document: the setting, and the document the
-/// module's own policy is parsed from (unchanged unless the key was there).
-pub fn split(json: &[u8]) -> Result<(MethodOverride, Cow<'_, [u8]>), ConfigError> {
+/// Take `method_override` off the top of a policy document: the setting, and the rest of the
+/// document when the key was there (`None`: parse `json` itself).
+pub fn split(json: &[u8]) -> Result<(MethodOverride, Option<Value>), ConfigError> {
     // Cheap test first: most policies never name it.
     if !json.windows(KEY.len()).any(|w| w == KEY.as_bytes()) {
-        return Ok((MethodOverride::default(), Cow::Borrowed(json)));
+        return Ok((MethodOverride::default(), None));
     }
     // Not JSON: the policy parser says what is wrong with it.
-    let Ok(doc) = serde_json::from_slice::<Value>(json) else {
-        return Ok((MethodOverride::default(), Cow::Borrowed(json)));
+    let Ok(mut doc) = serde_json::from_slice::<Value>(json) else {
+        return Ok((MethodOverride::default(), None));
     };
-    match split_value(&doc)? {
-        (setting, Cow::Owned(rest)) => {
-            let rest =
-                serde_json::to_vec(&rest).map_err(|e| ConfigError::new("", e.to_string()))?;
-            Ok((setting, Cow::Owned(rest)))
-        }
-        (setting, Cow::Borrowed(_)) => Ok((setting, Cow::Borrowed(json))),
-    }
+    let Some(value) = doc.as_object_mut().and_then(|o| o.remove(KEY)) else {
+        return Ok((MethodOverride::default(), None));
+    };
+    Ok((setting(value)?, Some(doc)))
 }
 
-/// [`split`] for a parsed document.
+/// [`split`] for a parsed document (the CLI's).
 pub fn split_value(doc: &Value) -> Result<(MethodOverride, Cow<'_, Value>), ConfigError> {
     let Some(value) = doc.as_object().and_then(|o| o.get(KEY)) else {
         return Ok((MethodOverride::default(), Cow::Borrowed(doc)));
     };
-    let setting = MethodOverride::deserialize(value)
-        .map_err(|e| ConfigError::new(KEY, format!("{e} (`refuse` or `strip`)")))?;
+    let setting = setting(value.clone())?;
     let mut rest = doc.clone();
     if let Some(o) = rest.as_object_mut() {
         o.remove(KEY);
     }
     Ok((setting, Cow::Owned(rest)))
+}
+
+// Matched by hand, not derived: a derived enum visitor costs every module kilobytes.
+fn setting(value: Value) -> Result<MethodOverride, ConfigError> {
+    match value.as_str() {
+        Some("refuse") => Ok(MethodOverride::Refuse),
+        Some("strip") => Ok(MethodOverride::Strip),
+        _ => Err(ConfigError::new(KEY, "must be `refuse` or `strip`")),
+    }
 }
 
 #[cfg(test)]
@@ -131,16 +130,14 @@ mod tests {
     fn the_setting_is_taken_off_the_top_of_the_policy() {
         let (s, rest) = split(br#"{"method_override": "strip", "routes": []}"#).unwrap();
         assert_eq!(s, MethodOverride::Strip);
-        assert_eq!(&*rest, br#"{"routes":[]}"#);
-        let plain = br#"{"routes": []}"#;
-        let (s, rest) = split(plain).unwrap();
-        assert_eq!((s, &*rest), (MethodOverride::Refuse, &plain[..]));
+        assert_eq!(rest, Some(serde_json::json!({"routes": []})));
+        let (s, rest) = split(br#"{"routes": []}"#).unwrap();
+        assert_eq!((s, rest), (MethodOverride::Refuse, None));
         let e = split(br#"{"method_override": "allow"}"#).unwrap_err();
         assert_eq!(e.path, "method_override");
-        assert!(e.reason.contains("refuse"), "{}", e.reason);
+        assert_eq!(e.reason, "must be `refuse` or `strip`");
         // Nested, it is the module's own field (and unknown there): the document is unchanged.
-        let nested = br#"{"x": {"method_override": "strip"}}"#;
-        let (s, rest) = split(nested).unwrap();
-        assert_eq!((s, &*rest), (MethodOverride::Refuse, &nested[..]));
+        let (s, rest) = split(br#"{"x": {"method_override": "strip"}}"#).unwrap();
+        assert_eq!((s, rest), (MethodOverride::Refuse, None));
     }
 }

@@ -359,11 +359,11 @@ impl<C: Control> HttpContext for Http<C> {
         match shared.method_override.decide(&req) {
             Err(r) => return self.deny(r),
             Ok(strip) => {
+                // Removed from what the upstream gets; the view keeps it (no control acts on it).
                 for name in strip {
                     if let Err(e) = writes::set_header(MapType::HttpRequestHeaders, name, None) {
                         return self.refused(e);
                     }
-                    req.headers.retain(|(k, _)| k != name);
                 }
             }
         }
