@@ -108,11 +108,7 @@ mod tests {
                 .decide(&req(&[(h, "DELETE")]))
                 .unwrap_err();
             assert_eq!((r.status, r.code), (400, "request.method_override"), "{h}");
-            assert!(
-                r.detail.contains(h) && r.detail.contains("POST"),
-                "{}",
-                r.detail
-            );
+            assert!(r.detail.contains(h), "{}", r.detail);
         }
         assert_eq!(MethodOverride::Refuse.decide(&req(&[])), Ok(vec![]));
     }
