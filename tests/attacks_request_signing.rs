@@ -55,19 +55,24 @@ fn a_replay_with_a_second_signature_label_added_is_still_a_replay() {
     assert_eq!(e.upstream_seen().len(), 1);
 }
 
-/// Signed for `client-1` (our key) and for a partner verifier whose key we do not hold.
-fn for_two_verifiers(partner_first: bool) -> Vec<(String, String)> {
+/// Signed by a partner whose key we do not hold, for another verifier.
+fn partner_signed(label: &str) -> Vec<(String, String)> {
     let mut partner = SignRequest::new("partner", now(), FULL);
-    partner.label = "partner".into();
+    partner.label = label.into();
     partner.nonce = signing::random_nonce();
-    let theirs = lib_sign_as(
+    lib_sign_as(
         "POST",
         "/orders?tenant=7",
         &[CT],
         BODY,
         OTHER_SECRET,
         &partner,
-    );
+    )
+}
+
+/// Signed for `client-1` (our key) and for a partner verifier.
+fn for_two_verifiers(partner_first: bool) -> Vec<(String, String)> {
+    let theirs = partner_signed("partner");
     let ours = signed(now(), FULL);
     if partner_first {
         both(&theirs, &ours)
@@ -91,16 +96,7 @@ fn any_one_valid_signature_by_a_known_key_verifies_and_unknown_keys_are_ignored(
     }
     assert_eq!(e.upstream_seen().len(), 2);
     // Only the partner's signature: nothing we can verify.
-    let mut partner = SignRequest::new("partner", now(), FULL);
-    partner.nonce = signing::random_nonce();
-    let theirs = lib_sign_as(
-        "POST",
-        "/orders?tenant=7",
-        &[CT],
-        BODY,
-        OTHER_SECRET,
-        &partner,
-    );
+    let theirs = partner_signed("sig1");
     e.post("/orders?tenant=7", &with(&[CT], &theirs), BODY)
         .assert_problem(401, "signature.key_unknown");
     assert_eq!(e.upstream_seen().len(), 2);

@@ -74,10 +74,22 @@ pub fn control_schema(name: &str) -> Option<Value> {
 /// The JSON Schema of a module's policy (`content-type`, `guard`).
 #[cfg(feature = "schema")]
 pub fn module_schema(module: &str) -> Option<Value> {
-    match module.replace('-', "_").as_str() {
-        "guard" => Some(guard::schema()),
-        name => control_schema(name),
+    let mut schema = match module.replace('-', "_").as_str() {
+        "guard" => guard::schema(),
+        name => control_schema(name)?,
+    };
+    // The setting every module's policy takes at its top (crate::method_override).
+    if let Some(props) = schema.get_mut("properties").and_then(Value::as_object_mut) {
+        props.insert(
+            crate::method_override::KEY.into(),
+            serde_json::json!({
+                "description": "X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override: `refuse` (400 request.method_override) or `strip` (removed before the upstream).",
+                "enum": ["refuse", "strip"],
+                "default": "refuse"
+            }),
+        );
     }
+    Some(schema)
 }
 
 /// Build a whole module's control from its module name (`content-type`, `guard`) and policy.
