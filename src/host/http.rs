@@ -124,6 +124,11 @@ impl<C: Control> Http<C> {
                 Action::Continue
             }
             Verdict::Deny(r) => self.deny(r),
+            // Request-time callouts are not run by this host yet (the stream driver will):
+            // fail closed, counted (`internal`) and logged, never a pass.
+            Verdict::Ask(_) => self.deny(internal(
+                "a control asked for request-time callouts, which this host does not run",
+            )),
             Verdict::Report(r) => {
                 self.report(&shared, &r);
                 Action::Continue
@@ -314,6 +319,10 @@ impl<C: Control> Http<C> {
             // Not held whole, and the control must not let it pass (an error page being hidden,
             // a body it has to encrypt, a leak in the part it saw): replaced by the denial.
             (Verdict::Deny(r), _) => self.deny(r),
+            // No request-time callouts in this host (and none in a response phase): fail closed.
+            (Verdict::Ask(_), _) => self.deny(internal(
+                "a control asked for request-time callouts, which this host does not run",
+            )),
             // A body the host does not hold whole cannot be replaced, and must not pass as it is.
             (Verdict::ReplaceBody { .. }, _) => self.deny(internal(
                 "a control replaced a response body too large to hold",
