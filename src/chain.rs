@@ -333,17 +333,18 @@ impl Chain {
             return Verdict::Deny(crate::control::unhandled_answers());
         };
         let (member, inner) = (paused.member, &paused.inner);
-        let first: FirstVerdict<'_> =
-            Box::new(move |m: &dyn DynControl, view: &RequestView| {
-                m.on_answers(view, body, inner, answers, env)
-            });
+        let first: FirstVerdict<'_> = Box::new(move |m: &dyn DynControl, view: &RequestView| {
+            m.on_answers(view, body, inner, answers, env)
+        });
         if member >= self.members.len() {
             return Verdict::Deny(crate::control::unhandled_answers());
         }
         let merged = paused.merged.clone();
         match (paused.stage, body) {
             (Stage::Headers, _) => self.request_from(req, env, merged, member, Some(first)),
-            (Stage::Body, Some(body)) => self.body_from(req, body, env, merged, member, Some(first)),
+            (Stage::Body, Some(body)) => {
+                self.body_from(req, body, env, merged, member, Some(first))
+            }
             // Asked from the body phase, answered without the body: the host lost it.
             (Stage::Body, None) => Verdict::Deny(crate::reject::Rejection::new(
                 500,
@@ -621,7 +622,10 @@ mod tests {
         let req = RequestView::new("GET", "/x", &[]).unwrap();
         let ask = ask_of(c.on_request(&req, &env));
         let v = c.on_answers(&req, None, &ask.state, &[ok(500)], &env);
-        assert!(matches!(v, Verdict::Deny(ref r) if r.code == "test.refused"), "{v:?}");
+        assert!(
+            matches!(v, Verdict::Deny(ref r) if r.code == "test.refused"),
+            "{v:?}"
+        );
         for failure in [
             CalloutFailure::Timeout,
             CalloutFailure::Reset,
@@ -648,7 +652,10 @@ mod tests {
             store: &store,
         };
         let req = RequestView::new("POST", "/x", &[("x-user", "bob")]).unwrap();
-        assert_eq!(c.on_request(&req, &env), Verdict::NeedBody { max_bytes: 64 });
+        assert_eq!(
+            c.on_request(&req, &env),
+            Verdict::NeedBody { max_bytes: 64 }
+        );
         let ask = ask_of(c.on_request_body(&req, b"{}", &env));
         // Only the member that asked for the body sees it; Tagger b already spoke.
         let v = c.on_answers(&req, Some(b"{}"), &ask.state, &[ok(200)], &env);
