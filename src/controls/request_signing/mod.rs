@@ -482,7 +482,7 @@ impl RequestSigning {
         let r = Rejection::new(
             503,
             "signature.replay_store_unavailable",
-            "the replay store is unavailable; retry later",
+            "the replay store is unavailable; retry later, signed anew",
         )
         .with_header("retry-after", "1");
         if !fleet.allow_on_unavailable {

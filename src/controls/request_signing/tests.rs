@@ -1053,7 +1053,7 @@ mod fleet {
     }
 
     #[test]
-    fn store_unavailable_fails_closed_by_default_and_the_nonce_stays_usable() {
+    fn store_unavailable_fails_closed_by_default_and_spends_nothing_locally() {
         let c = fleet_control("deny");
         let s = MemoryStore::default();
         with_lease(&c, &s, T0);
@@ -1077,7 +1077,8 @@ mod fleet {
             assert_eq!(code(&v), "signature.replay_store_unavailable", "{f:?}");
             assert_eq!(status(&v), 503);
         }
-        // Nothing was spent: once the store answers, the same request passes, once.
+        // Nothing was spent here (these answers say the store did not take it either): once
+        // the store answers, the same request passes, once.
         let etcd = MemEtcd::default();
         assert_eq!(
             code(&drive(&c, &case, &s, T0 + 2, |x| etcd.answer(x)).0),
