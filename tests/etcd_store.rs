@@ -80,10 +80,9 @@ impl Replica {
         let env = self.env();
         let view = req.view();
         let (v, body) = match self.control.on_request(&view, &env) {
-            Verdict::NeedBody { .. } => (
-                self.control.on_request_body(&view, &req.body, &env),
-                true,
-            ),
+            Verdict::NeedBody { .. } => {
+                (self.control.on_request_body(&view, &req.body, &env), true)
+            }
             v => (v, false),
         };
         match v {
@@ -176,8 +175,14 @@ fn txn_compare_create_revision_0_is_an_atomic_insert_if_absent() {
     let txn = e.txn_insert(1, &key, b"v", lease.id);
     assert_eq!(etcd::parse_txn(&execute(&txn, member)), Insert::Inserted);
     // The same insert again, through another member: the key exists.
-    assert_eq!(etcd::parse_txn(&execute(&txn, etcd.client(1))), Insert::Exists);
-    assert_eq!(etcd::parse_txn(&execute(&txn, etcd.client(2))), Insert::Exists);
+    assert_eq!(
+        etcd::parse_txn(&execute(&txn, etcd.client(1))),
+        Insert::Exists
+    );
+    assert_eq!(
+        etcd::parse_txn(&execute(&txn, etcd.client(2))),
+        Insert::Exists
+    );
     // Another nonce is another key.
     let other = etcd::nonce_key(&unique_prefix("txn"), "client-1", b"nonce-2");
     let txn2 = e.txn_insert(1, &other, b"v", lease.id);
@@ -219,7 +224,10 @@ fn a_request_accepted_by_replica_a_is_refused_as_a_replay_by_replica_b() {
     assert!(asked);
     assert_eq!(outcome(&v), "ok");
     let (v, asked) = b.handle(&req, etcd.client(1));
-    assert!(asked, "replica B's own cache never saw it: the store decides");
+    assert!(
+        asked,
+        "replica B's own cache never saw it: the store decides"
+    );
     assert_eq!(outcome(&v), "signature.replayed");
     assert_eq!(status(&v), 401);
     // Again on B: its local cache now refuses it without a round trip.

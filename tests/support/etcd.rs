@@ -54,7 +54,11 @@ impl EtcdCluster {
     pub fn start(n: usize) -> EtcdCluster {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
-        let id = format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst));
+        let id = format!(
+            "{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
         let root = std::env::temp_dir().join(format!("portcullis-etcd-{id}"));
         std::fs::create_dir_all(&root).expect("create etcd temp dir");
         let members: Vec<Member> = (0..n)
@@ -100,7 +104,10 @@ impl EtcdCluster {
             .args(["--listen-client-urls", &format!("http://{}", m.client)])
             .args(["--advertise-client-urls", &format!("http://{}", m.client)])
             .args(["--listen-peer-urls", &format!("http://{}", m.peer)])
-            .args(["--initial-advertise-peer-urls", &format!("http://{}", m.peer)])
+            .args([
+                "--initial-advertise-peer-urls",
+                &format!("http://{}", m.peer),
+            ])
             .args(["--initial-cluster", &self.initial_cluster])
             .args(["--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", &self.token])
@@ -197,7 +204,10 @@ pub fn execute(c: &Callout, addr: SocketAddr) -> Answer {
             CalloutFailure::Reset
         }
     })?;
-    let mut req = format!("{} {} HTTP/1.1\r\nhost: {}\r\n", c.method, c.path, c.authority);
+    let mut req = format!(
+        "{} {} HTTP/1.1\r\nhost: {}\r\n",
+        c.method, c.path, c.authority
+    );
     for (k, v) in &c.headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -216,7 +226,8 @@ pub fn execute(c: &Callout, addr: SocketAddr) -> Answer {
         if left.is_zero() {
             return Err(CalloutFailure::Timeout);
         }
-        s.set_read_timeout(Some(left)).map_err(|_| CalloutFailure::Reset)?;
+        s.set_read_timeout(Some(left))
+            .map_err(|_| CalloutFailure::Reset)?;
         match s.read(&mut chunk) {
             Ok(0) => break,
             Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -243,7 +254,11 @@ fn head_end(buf: &[u8]) -> Option<usize> {
 
 fn content_length(head: &str) -> Option<usize> {
     head.lines()
-        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(str::to_string))
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(str::to_string)
+        })
         .and_then(|n| n.trim().parse().ok())
 }
 
@@ -253,7 +268,10 @@ fn complete(buf: &[u8]) -> bool {
     };
     let head = String::from_utf8_lossy(&buf[..end]).to_string();
     let body = &buf[end + 4..];
-    if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         return body.ends_with(b"0\r\n\r\n");
     }
     content_length(&head).is_some_and(|n| body.len() >= n)
@@ -264,12 +282,14 @@ fn parse(buf: &[u8]) -> Option<CalloutResponse> {
     let head = String::from_utf8_lossy(&buf[..end]).to_string();
     let status = head.split(' ').nth(1)?.parse().ok()?;
     let rest = &buf[end + 4..];
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         let mut out = Vec::new();
         let mut b = rest;
         while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
-            let size =
-                usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).ok()?;
+            let size = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).ok()?;
             if size == 0 {
                 break;
             }
