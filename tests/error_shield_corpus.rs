@@ -91,6 +91,41 @@ fn every_leak_is_found_by_its_class_and_every_benign_body_by_none() {
     }
 }
 
+/// Filler no detector has a needle in: the scan looks for matches only near needles, and this
+/// puts each body far from the start and the end of a large text, with needle-free bytes
+/// around it, so that the windowed path (not the whole-text one) decides.
+fn buried(body: &str, at: usize, size: usize) -> String {
+    let filler = "{\"sku\": \"A-1\", \"qty\": 2, \"price\": \"9.90\", \"state\": \"placed\"}, ";
+    let mut out: String = filler.chars().cycle().take(at).collect();
+    out.push('\n');
+    out.push_str(body);
+    out.push('\n');
+    out.extend(filler.chars().cycle().take(size.saturating_sub(out.len())));
+    out
+}
+
+#[test]
+fn a_leak_is_found_wherever_it_sits_in_a_large_body_and_a_benign_body_nowhere() {
+    let detectors = detectors();
+    for (_, d) in &detectors {
+        assert!(!d.is_match(&buried("", 0, 64 * 1024)), "the filler matched");
+    }
+    for case in corpus() {
+        let text = unescape_for_scan(&String::from_utf8_lossy(&case.body));
+        for at in [0, 7, 40 * 1024 + 3] {
+            let big = buried(&text, at, 128 * 1024);
+            if case.leak {
+                let (_, d) = detectors.iter().find(|(c, _)| *c == case.class).unwrap();
+                assert!(d.is_match(&big), "{} at {at} was not found", case.name);
+            } else {
+                for (class, d) in &detectors {
+                    assert!(!d.is_match(&big), "{} at {at} matched {class:?}", case.name);
+                }
+            }
+        }
+    }
+}
+
 /// One route per class, `/<class>`, on which only that class is on (scrub).
 fn one_class_per_route() -> String {
     let classes: Vec<&str> = LeakClass::ALL.iter().map(|c| c.name()).collect();
@@ -162,8 +197,18 @@ fn scan_time_of_a_256_kib_body() {
     // An ordinary JSON API page, and the benign corpus (prose full of near-misses) repeated.
     let order = br#"{"id": 4242, "status": "placed", "at": "2024-05-01T10:00:00Z", "lines": [{"sku": "A-1", "qty": 2, "price": "9.90"}], "self": "https://shop.example.com/orders/4242"},"#;
     let json: Vec<u8> = order.iter().copied().cycle().take(256 * 1024).collect();
+    // A large page that says `error` and `key` now and then (every 8 KiB).
+    let mut sparse = Vec::new();
+    while sparse.len() < 256 * 1024 {
+        sparse.extend(order.iter().copied().cycle().take(8 * 1024));
+        sparse.extend_from_slice(br#"{"key": "error rate", "value": 0.1},"#);
+    }
     let runs = 10;
-    for (name, body) in [("ordinary JSON", &json), ("benign corpus", &body)] {
+    for (name, body) in [
+        ("ordinary JSON", &json),
+        ("JSON with sparse near-misses", &sparse),
+        ("benign corpus", &body),
+    ] {
         let start = std::time::Instant::now();
         for _ in 0..runs {
             std::hint::black_box(shield.on_response_body(&req, &resp, Some(body), &env));

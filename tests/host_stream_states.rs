@@ -69,7 +69,10 @@ fn serve(mut s: TcpStream) {
     let answer = script(&path).unwrap_or(script("/ok").unwrap_or_default());
     // Say the connection closes: otherwise Envoy may pool it and send the next request down a
     // socket this server has already closed, and answer that request 503 itself.
-    let status_end = answer.windows(2).position(|w| w == b"\r\n").map_or(0, |i| i + 2);
+    let status_end = answer
+        .windows(2)
+        .position(|w| w == b"\r\n")
+        .map_or(0, |i| i + 2);
     let _ = s.write_all(&answer[..status_end]);
     let _ = s.write_all(b"connection: close\r\n");
     let _ = s.write_all(&answer[status_end..]);

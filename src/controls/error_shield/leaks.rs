@@ -6,6 +6,8 @@
 //! pass: a stack trace is several frame lines (one `panic: ` in a sentence is not a Go panic),
 //! a file path needs a file-like tail (`"/app/orders/42"` is a link, `/app/orders.py` a file).
 
+use std::ops::Range;
+
 use regex_lite::Regex;
 use serde::Deserialize;
 
@@ -390,19 +392,145 @@ impl Detector {
         })
     }
 
+    /// Whether `text` holds a leak of this class. Scanning several classes over one text,
+    /// [`Scan`] lower-cases it once for all of them.
     pub fn is_match(&self, text: &str) -> bool {
-        if !self.needles.is_empty() {
-            let lower = text.to_ascii_lowercase();
-            if !self.needles.iter().any(|n| lower.contains(n.as_str())) {
-                return false;
+        self.is_match_in(&Scan::new(text))
+    }
+
+    pub fn is_match_in(&self, scan: &Scan) -> bool {
+        let text = scan.text;
+        if self.needles.is_empty() {
+            return self.is_match_span(text, 0..text.len());
+        }
+        let spans = spans_around(scan, &self.needles);
+        if spans.is_empty() {
+            return false;
+        }
+        // Dense hits: one pass over the whole text costs less than many small ones.
+        let covered: usize = spans.iter().map(|s| s.len()).sum();
+        if covered > text.len() / 2 {
+            return self.is_match_span(text, 0..text.len());
+        }
+        if let Some(re) = &self.any {
+            if spans
+                .iter()
+                .any(|s| matches_in(re, text, s.clone()).next().is_some())
+            {
+                return true;
             }
         }
-        self.any.as_ref().is_some_and(|re| re.is_match(text))
+        self.repeated.as_ref().is_some_and(|re| {
+            spans
+                .iter()
+                .flat_map(|s| matches_in(re, text, s.clone()))
+                .nth(MIN_FRAMES - 1)
+                .is_some()
+        })
+    }
+
+    fn is_match_span(&self, text: &str, span: Range<usize>) -> bool {
+        self.any
+            .as_ref()
+            .is_some_and(|re| matches_in(re, text, span.clone()).next().is_some())
             || self
                 .repeated
                 .as_ref()
-                .is_some_and(|re| re.find_iter(text).nth(MIN_FRAMES - 1).is_some())
+                .is_some_and(|re| matches_in(re, text, span).nth(MIN_FRAMES - 1).is_some())
     }
+}
+
+/// A text to scan, with its ASCII lower-case copy (same byte offsets) for the needles.
+pub struct Scan<'t> {
+    text: &'t str,
+    lower: String,
+}
+
+impl<'t> Scan<'t> {
+    pub fn new(text: &'t str) -> Self {
+        Scan {
+            text,
+            lower: text.to_ascii_lowercase(),
+        }
+    }
+}
+
+/// How far from a needle a match may start or end. Every pattern of a class contains one of
+/// its needles, and no pattern matches more than a few hundred bytes around it (the longest,
+/// PHP's error line, allows 500 before `.php`), so a match lies within `REACH` of a needle.
+const REACH: usize = 1024;
+
+/// The byte ranges of `scan.text` within `REACH` of a needle, merged, in order. Only these
+/// are run through the regexes: regex-lite has no literal prefilter, and a body of prose that
+/// mentions `error` or `key` here and there is mostly text no pattern can match.
+fn spans_around(scan: &Scan, needles: &[String]) -> Vec<Range<usize>> {
+    let text = scan.text;
+    let mut hits: Vec<Range<usize>> = needles
+        .iter()
+        .flat_map(|n| {
+            scan.lower.match_indices(n.as_str()).map(|(at, n)| {
+                floor_char(text, at.saturating_sub(REACH))
+                    ..ceil_char(text, at.saturating_add(n.len()).saturating_add(REACH))
+            })
+        })
+        .collect();
+    hits.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<Range<usize>> = Vec::with_capacity(hits.len());
+    for r in hits {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    merged
+}
+
+fn floor_char(text: &str, mut i: usize) -> usize {
+    while i > 0 && !text.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+fn ceil_char(text: &str, i: usize) -> usize {
+    let mut i = i.min(text.len());
+    while !text.is_char_boundary(i) {
+        i += 1;
+    }
+    i
+}
+
+/// The matches of `re` that start within `span`, with the text before the span as context, so
+/// that `^`, `\b` and look-behind-like alternations such as `(?:^|[>'"])` judge a span's
+/// first byte as they would in the whole text. The search reads at most `REACH` past the span.
+fn matches_in<'t>(
+    re: &'t Regex,
+    text: &'t str,
+    span: Range<usize>,
+) -> impl Iterator<Item = regex_lite::Match<'t>> + 't {
+    let end = if span.end >= text.len() {
+        text.len()
+    } else {
+        ceil_char(text, span.end.saturating_add(REACH))
+    };
+    let hay = text.get(..end).unwrap_or(text);
+    let mut at = span.start;
+    std::iter::from_fn(move || {
+        if at >= span.end || at > hay.len() {
+            return None;
+        }
+        let m = re.find_at(hay, at)?;
+        if m.start() >= span.end {
+            return None;
+        }
+        // An empty match must still move on (no pattern matches empty, but never loop).
+        at = if m.end() > m.start() {
+            m.end()
+        } else {
+            ceil_char(hay, m.end() + 1)
+        };
+        Some(m)
+    })
 }
 
 /// The text the detectors read: JSON string escapes undone (`\n\tat com.…`, `\/var\/www\/…`,

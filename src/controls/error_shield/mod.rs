@@ -15,7 +15,7 @@ mod decode;
 mod leaks;
 mod media;
 
-pub use leaks::{unescape_for_scan, Detector, LeakClass, DEFAULT_INTERNAL_SUFFIXES};
+pub use leaks::{unescape_for_scan, Detector, LeakClass, Scan, DEFAULT_INTERNAL_SUFFIXES};
 
 use std::collections::BTreeMap;
 
@@ -297,8 +297,9 @@ impl Rule {
                 continue;
             }
             let value = String::from_utf8_lossy(value);
+            let scan = Scan::new(&value);
             for (class, action, detector) in &self.leaks {
-                if !detector.is_match(&value) {
+                if !detector.is_match_in(&scan) {
                     continue;
                 }
                 let detail = if *action == LeakAction::Scrub {
@@ -359,8 +360,9 @@ impl Rule {
         let (action, code) = match decode::decode(encoding, body, self.max_scan_bytes) {
             Decoded::Text { bytes, .. } => {
                 let text = unescape_for_scan(&String::from_utf8_lossy(&bytes));
+                let scan = Scan::new(&text);
                 for (class, action, detector) in &self.leaks {
-                    if !detector.is_match(&text) {
+                    if !detector.is_match_in(&scan) {
                         continue;
                     }
                     if *action == LeakAction::Scrub {
