@@ -675,6 +675,32 @@ mod tests {
     }
 
     #[test]
+    fn a_body_request_made_before_an_ask_survives_it() {
+        // The first member wants the body, the second asks in the headers phase: after the
+        // answers the chain still asks for the body, with the edits held, and the first
+        // member may ask again from the body phase.
+        let c = chain(vec![
+            Box::new(Asker { in_body: true }),
+            Box::new(Asker { in_body: false }),
+        ]);
+        let store = MemoryStore::default();
+        let env = Env {
+            now: SystemTime::UNIX_EPOCH,
+            store: &store,
+        };
+        let req = RequestView::new("POST", "/x", &[("x-user", "carol")]).unwrap();
+        let ask = ask_of(c.on_request(&req, &env));
+        let v = c.on_answers(&req, None, &ask.state, &[ok(200)], &env);
+        assert_eq!(v, Verdict::NeedBody { max_bytes: 64 });
+        let ask = ask_of(c.on_request_body(&req, b"{}", &env));
+        let v = c.on_answers(&req, Some(b"{}"), &ask.state, &[ok(200)], &env);
+        assert_eq!(
+            ops_of(v),
+            vec![set("x-asker", "carol"), set("x-asker", "carol")]
+        );
+    }
+
+    #[test]
     fn unhandled_answers_and_foreign_state_fail_closed() {
         let c = chain(vec![Box::new(Careless), Box::new(Tagger("b"))]);
         let store = MemoryStore::default();

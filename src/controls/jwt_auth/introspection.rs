@@ -200,10 +200,13 @@ pub fn check(
 
 /// Tokens recently found inactive (or refused by the checks): refused without a call until
 /// their entry expires. Bounded: the oldest entry goes first.
+/// Token digest -> (refused until, why), and the digests oldest first.
+type Refused = (HashMap<Digest32, (i64, Failure)>, VecDeque<Digest32>);
+
 #[derive(Debug)]
 pub struct NegativeCache {
     max: usize,
-    inner: RefCell<(HashMap<Digest32, (i64, Failure)>, VecDeque<Digest32>)>,
+    inner: RefCell<Refused>,
 }
 
 impl NegativeCache {
@@ -242,6 +245,10 @@ impl NegativeCache {
 
     pub fn len(&self) -> usize {
         self.inner.borrow().0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
