@@ -759,10 +759,7 @@ impl JwtAuth {
     /// The introspection provider among `readers` to ask, when a token failed as a JWT in a
     /// way an opaque token does (it is not a JWT, or not one of a JWT provider's).
     fn introspector(&self, readers: &[usize], f: Failure) -> Option<usize> {
-        if !matches!(
-            f,
-            Failure::Malformed(_) | Failure::Issuer | Failure::Algorithm
-        ) {
+        if !matches!(f, Failure::Malformed(_) | Failure::Issuer) {
             return None;
         }
         readers.iter().copied().find(|&i| {

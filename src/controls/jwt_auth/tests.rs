@@ -1420,6 +1420,16 @@ mod introspected {
         });
         assert_eq!(code(&v), "jwt.malformed");
         assert_eq!(calls.get(), 0);
+        // A JWT of the JWT provider with an algorithm it does not accept: refused, not sent.
+        let hs512 = kit::hs256_raw(
+            SECRET,
+            r#"{"alg":"HS512","kid":"h1"}"#,
+            &json!({"iss": "hs"}).to_string(),
+        );
+        let v = run(&c, NOW, "/x", &hs512, &calls, &|| {
+            panic!("no introspection")
+        });
+        assert_eq!(code(&v), "jwt.algorithm");
         // A JWT of the JWT provider with a bad signature is refused, not introspected.
         let forged = hs256(
             b"another secret another secret 00",
