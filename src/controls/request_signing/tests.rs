@@ -1141,6 +1141,70 @@ mod fleet {
         assert_eq!(calls[0].path, "/v3/lease/grant");
     }
 
+    /// In a guard chain, request-signing asks from the body phase (its digest is checked
+    /// first), and content-type after it still checks the body once the store answered.
+    #[test]
+    fn in_a_chain_the_members_after_the_store_still_run() {
+        use crate::chain::{build_dyn, Chain};
+        use crate::controls::content_type::ContentType;
+        let etcd = MemEtcd::default();
+        let chain = |c: RequestSigning| {
+            Chain::new(vec![
+                Box::new(c),
+                build_dyn::<ContentType>(&serde_json::json!({})).unwrap(),
+            ])
+            .unwrap()
+        };
+        let (a, b) = (chain(fleet_control("deny")), chain(fleet_control("deny")));
+        let (sa, sb) = (MemoryStore::default(), MemoryStore::default());
+        let run = |g: &Chain, s: &MemoryStore, case: &Case| {
+            let env = Env {
+                now: at(T0 + 1),
+                store: s,
+            };
+            let view = case.view();
+            assert!(matches!(
+                g.on_request(&view, &env),
+                Verdict::NeedBody { .. }
+            ));
+            match g.on_request_body(&view, &case.body, &env) {
+                Verdict::Ask(ask) => {
+                    let answers: Vec<Answer> =
+                        ask.callouts.iter().map(|c| etcd.answer(c)).collect();
+                    g.on_answers(&view, Some(&case.body), &ask.state, &answers, &env)
+                }
+                v => v,
+            }
+        };
+        // Leases for both (the chain's ticks carry the member index in the tag).
+        for (g, s) in [(&a, &sa), (&b, &sb)] {
+            let env = Env {
+                now: at(T0),
+                store: s,
+            };
+            let calls = g.on_tick(&env);
+            assert_eq!(calls.len(), 1);
+            let resp = CalloutResponse {
+                status: 200,
+                body: br#"{"ID":"7587862072907589135","TTL":"900"}"#.to_vec(),
+            };
+            g.on_callout_response(calls[0].tag, Some(resp), &env);
+        }
+        let case = signed_post(T0);
+        let v = run(&a, &sa, &case);
+        assert!(
+            matches!(v, Verdict::Pass { ref ops, ref reports } if ops.is_empty() && reports.is_empty()),
+            "{v:?}"
+        );
+        // Replayed to the other replica's chain: refused by the store's answer.
+        assert_eq!(code(&run(&b, &sb, &case)), "signature.replayed");
+        // A body content-type refuses, signed correctly: the store is asked (the signature is
+        // good), then content-type refuses it.
+        let bad = post("/orders?id=8", b"{not json").signed("a", SECRET_A, T0, FULL);
+        let v = run(&a, &sa, &bad);
+        assert_eq!(code(&v), "content_type.body_mismatch");
+    }
+
     #[test]
     fn answers_with_a_state_that_is_not_ours_fail_closed() {
         let c = fleet_control("deny");
