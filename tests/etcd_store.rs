@@ -285,7 +285,7 @@ fn concurrent_duplicates_on_every_replica_are_accepted_exactly_once() {
 fn one_member_down_still_works_quorum_lost_fails_closed_and_recovers() {
     let mut etcd = EtcdCluster::start(3);
     let prefix = unique_prefix("quorum");
-    let a = Replica::new(&prefix, 500);
+    let a = Replica::new(&prefix, 1500);
     a.get_lease(etcd.client(0));
     let mut accepted: HashMap<Vec<(String, String)>, usize> = HashMap::new();
     let mut count = |req: &Signed, v: &Verdict| {

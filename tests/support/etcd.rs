@@ -15,9 +15,22 @@ use std::time::{Duration, Instant};
 
 use portcullis::callout::{Answer, Callout, CalloutFailure, CalloutResponse};
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up), so that no
+/// outgoing connection's source port takes it between this probe and etcd's bind.
 fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    l.local_addr().expect("local addr").port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    const LOW: u32 = 20_000;
+    const SPAN: u32 = 12_000;
+    let offset = (std::process::id() % 600) * 20;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(LOW + (offset + n) % SPAN).expect("port");
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port in {LOW}..{}", LOW + SPAN);
 }
 
 /// The etcd binary: `PORTCULLIS_ETCD`, or `etcd` on the PATH (`make setup` installs it).
@@ -50,8 +63,21 @@ pub struct EtcdCluster {
 }
 
 impl EtcdCluster {
-    /// Start `n` members and wait until every one reports healthy.
+    /// Start `n` members and wait until every one reports healthy (a member that could not
+    /// start, a port taken after all, say: the whole cluster again on other ports, 3 tries).
     pub fn start(n: usize) -> EtcdCluster {
+        let mut last = String::new();
+        for _ in 0..3 {
+            let mut cluster = Self::launch(n);
+            if (0..n).all(|i| cluster.wait_ready(i, 30)) {
+                return cluster;
+            }
+            last = (0..n).map(|i| cluster.log(i)).collect::<Vec<_>>().join("\n");
+        }
+        panic!("etcd cluster did not start; logs:\n{last}");
+    }
+
+    fn launch(n: usize) -> EtcdCluster {
         use std::sync::atomic::{AtomicU32, Ordering};
         static N: AtomicU32 = AtomicU32::new(0);
         let id = format!(
@@ -84,10 +110,26 @@ impl EtcdCluster {
         for i in 0..n {
             cluster.spawn(i);
         }
-        for i in 0..n {
-            cluster.wait_healthy(i, 30);
-        }
         cluster
+    }
+
+    /// Wait until member `i` is healthy; false if it exited or took longer than `secs`.
+    fn wait_ready(&mut self, i: usize, secs: u64) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.healthy(i) {
+                return true;
+            }
+            let exited = match self.members[i].child.as_mut() {
+                Some(c) => !matches!(c.try_wait(), Ok(None)),
+                None => true,
+            };
+            if exited {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        false
     }
 
     fn spawn(&mut self, i: usize) {
