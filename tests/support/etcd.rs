@@ -72,7 +72,10 @@ impl EtcdCluster {
             if (0..n).all(|i| cluster.wait_ready(i, 30)) {
                 return cluster;
             }
-            last = (0..n).map(|i| cluster.log(i)).collect::<Vec<_>>().join("\n");
+            last = (0..n)
+                .map(|i| cluster.log(i))
+                .collect::<Vec<_>>()
+                .join("\n");
         }
         panic!("etcd cluster did not start; logs:\n{last}");
     }

@@ -138,14 +138,7 @@ fn gateway_error(doc: &Value) -> Option<String> {
 pub fn parse_txn(answer: &Answer) -> Insert {
     let resp = match answer {
         Ok(r) => r,
-        Err(f) => {
-            return Insert::Unavailable(match f {
-                crate::callout::CalloutFailure::Timeout => "timeout",
-                crate::callout::CalloutFailure::Reset => "reset",
-                crate::callout::CalloutFailure::NoCluster => "no cluster",
-                crate::callout::CalloutFailure::Refused => "refused",
-            })
-        }
+        Err(f) => return Insert::Unavailable(f.as_str()),
     };
     let doc: Option<Value> = serde_json::from_slice(&resp.body).ok();
     if let Some(e) = doc.as_ref().and_then(gateway_error) {
