@@ -77,20 +77,24 @@ pub struct HostCapabilities {
 }
 
 impl HostCapabilities {
-    /// What this build's hosts do. The proxy-wasm host does not run request-time callouts
-    /// yet: it answers an `Ask` with a 500 `internal` (fail closed), and policies that need them
-    /// are refused. The stream driver flips this once it runs them.
+    /// What this build's host does: the proxy-wasm host pauses the request for an `Ask`,
+    /// dispatches its calls and resumes with the control's verdict on the answers.
     pub const CURRENT: HostCapabilities = HostCapabilities {
-        request_callouts: false,
+        request_callouts: true,
     };
-    /// Everything (unit tests of the controls' callout paths, and the driver once wired).
+    /// Everything (unit tests of the controls' callout paths).
     pub const ALL: HostCapabilities = HostCapabilities {
         request_callouts: true,
+    };
+    /// A host that cannot pause a request for callouts: policies needing them are refused.
+    pub const NONE: HostCapabilities = HostCapabilities {
+        request_callouts: false,
     };
 }
 
 /// The reason a policy is refused when it needs request-time callouts this build lacks.
-pub const NEEDS_REQUEST_CALLOUTS: &str = "needs request-time callouts, not in this build yet";
+pub const NEEDS_REQUEST_CALLOUTS: &str =
+    "needs request-time callouts, which this host does not run";
 
 /// Per-request state a control keeps across an [`Ask`]: any value, handed back as it was to
 /// `on_answers` (downcast with [`Resume::get`]). Two `Resume`s are equal when they are the same

@@ -25,6 +25,7 @@ pub mod control;
 pub mod controls;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod echo;
+pub mod inflight;
 pub mod method_override;
 pub mod params;
 pub mod path;

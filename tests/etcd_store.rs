@@ -1,6 +1,6 @@
 //! request-signing `replay_store: etcd` against a real three-member etcd cluster (Debian's
-//! etcd-server 3.4, on loopback). Envoy cannot carry request-time callouts yet (the stream
-//! driver will), so the test plays the host: it sends the exact requests the control builds
+//! etcd-server 3.4, on loopback), driving the control directly (tests/fleet.rs runs it
+//! through two Envoys): the test plays the host, it sends the exact requests the control builds
 //! (lease grants from `on_tick`, the txn of each `Ask`) to an etcd member over plain HTTP, and
 //! feeds the real answers back to the control. Two controls with separate local caches are two
 //! replicas of the same policy.

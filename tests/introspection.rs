@@ -1,6 +1,6 @@
 //! jwt-auth's `introspection` provider against a real RFC 7662 endpoint (the test server in
-//! tests/support/introspection.rs). Envoy cannot carry request-time callouts yet (the stream
-//! driver will), so the test plays the host: it sends the exact request the control builds to
+//! tests/support/introspection.rs), driving the control directly (tests/fleet.rs runs it
+//! through Envoy): the test plays the host, it sends the exact request the control builds to
 //! the server over plain HTTP, with the callout's timeout, and feeds the real answer back.
 
 mod support;

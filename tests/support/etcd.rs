@@ -3,8 +3,8 @@
 //! can be stopped and started again (same data) to take quorum away and give it back.
 //!
 //! Also a minimal executor of a control's [`Callout`]s over plain HTTP/1.1, standing in for
-//! Envoy until the stream driver dispatches request-time callouts: the same request bytes, the
-//! callout's timeout, and failures mapped as the host maps them.
+//! Envoy in the tests that drive a control directly: the same request bytes, the callout's
+//! timeout, and failures mapped as the host maps them.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};

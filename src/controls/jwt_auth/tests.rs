@@ -1191,7 +1191,7 @@ mod introspected {
         })
     }
 
-    /// The request as the stream driver will run it; the endpoint answers with `answer`
+    /// The request as the host runs it; the endpoint answers with `answer`
     /// (counted in `calls`).
     fn run(
         c: &JwtAuth,
@@ -1226,13 +1226,19 @@ mod introspected {
     }
 
     #[test]
-    fn introspection_providers_are_refused_until_the_host_runs_request_time_callouts() {
-        let e = configure::<JwtAuth>(opaque_policy(json!({})).to_string().as_bytes()).unwrap_err();
+    fn introspection_providers_are_refused_by_a_host_without_request_time_callouts() {
+        let p: Policy =
+            crate::control::parse_policy(opaque_policy(json!({})).to_string().as_bytes()).unwrap();
+        let e = JwtAuth::build_with(p, HostCapabilities::NONE)
+            .err()
+            .unwrap();
         assert_eq!(e.path, "providers[1].introspection");
         assert_eq!(
             e.reason,
-            "needs request-time callouts, not in this build yet"
+            "needs request-time callouts, which this host does not run"
         );
+        // The proxy-wasm host runs them.
+        configure::<JwtAuth>(opaque_policy(json!({})).to_string().as_bytes()).unwrap();
     }
 
     #[test]

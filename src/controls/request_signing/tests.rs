@@ -922,7 +922,7 @@ mod fleet {
         }
     }
 
-    /// Both phases and the ask, as the stream driver will run them.
+    /// Both phases and the ask, as the host runs them.
     fn drive(
         c: &RequestSigning,
         case: &Case,
@@ -954,14 +954,18 @@ mod fleet {
     }
 
     #[test]
-    fn replay_store_etcd_is_refused_until_the_host_runs_request_time_callouts() {
-        let e = configure::<RequestSigning>(store_policy("deny").as_bytes()).unwrap_err();
+    fn replay_store_etcd_is_refused_by_a_host_without_request_time_callouts() {
+        let p: Policy = crate::control::parse_policy(store_policy("deny").as_bytes()).unwrap();
+        let e = RequestSigning::build_with(p, HostCapabilities::NONE)
+            .err()
+            .unwrap();
         assert_eq!(e.path, "replay_store.kind");
         assert_eq!(
             e.reason,
-            "`etcd` needs request-time callouts, not in this build yet"
+            "`etcd` needs request-time callouts, which this host does not run"
         );
-        // `local`, said or not, is what runs today.
+        // The proxy-wasm host runs them; `local` runs everywhere.
+        configure::<RequestSigning>(store_policy("deny").as_bytes()).unwrap();
         configure::<RequestSigning>(policy(r#", "replay_store": {"kind": "local"}"#).as_bytes())
             .unwrap();
     }
