@@ -108,6 +108,32 @@ fn etcd_replay_store_a_request_accepted_by_one_replica_is_refused_by_another() {
 }
 
 #[test]
+fn etcd_replay_store_the_same_request_sent_to_two_replicas_at_once_is_accepted_exactly_once() {
+    let cluster = EtcdCluster::start(3);
+    let prefix = format!("/portcullis/race-{}/", std::process::id());
+    let a = replica(&prefix, cluster.client(0));
+    let b = replica(&prefix, cluster.client(1));
+    wait_serving(&a);
+    wait_serving(&b);
+    let (before_a, before_b) = (a.upstream_seen().len(), b.upstream_seen().len());
+    let rounds = 20;
+    for round in 0..rounds {
+        let sig = signed();
+        let (ra, rb) = std::thread::scope(|s| {
+            let ta = s.spawn(|| post(&a, &sig).status);
+            let tb = s.spawn(|| post(&b, &sig).status);
+            (ta.join().unwrap(), tb.join().unwrap())
+        });
+        let mut got = [ra, rb];
+        got.sort_unstable();
+        assert_eq!(got, [200, 401], "round {round}: A {ra}, B {rb}");
+    }
+    // Over the whole run no nonce reached an upstream twice.
+    let accepted = a.upstream_seen().len() - before_a + b.upstream_seen().len() - before_b;
+    assert_eq!(accepted, rounds);
+}
+
+#[test]
 fn etcd_replay_store_in_guard_pauses_the_chain_mid_way_and_refuses_the_replay_elsewhere() {
     let cluster = EtcdCluster::start(3);
     let prefix = format!("/portcullis/guard-{}/", std::process::id());
