@@ -288,3 +288,80 @@ fn rfc7662_an_endpoint_that_fails_or_drops_is_503_never_a_pass() {
         200
     );
 }
+
+fn introspection_policy() -> serde_json::Value {
+    json!({
+        "providers": [{"name": "idp", "issuer": "https://idp.example", "audiences": ["orders"],
+                       "introspection": {"cluster": "idp", "uri": "http://idp.example/oauth2/introspect",
+                                         "client_id": CLIENT_ID, "client_secret_env": IDP_SECRET_ENV,
+                                         "timeout_ms": 1000}}],
+        "default": {"scopes_any": ["read"]}
+    })
+}
+
+#[test]
+fn a_body_sent_while_the_request_waits_for_an_answer_reaches_the_upstream_whole() {
+    let server = IntrospectionServer::start(CLIENT_ID, IDP_SECRET);
+    server.issue("opaque-read", active("read"));
+    // The endpoint answers late: the whole body has arrived (and is held) by then.
+    server.mode(Mode::Slow(std::time::Duration::from_millis(300)));
+    let e = envoy()
+        .filter(Filter::new("jwt-auth", introspection_policy()).vm_env(IDP_SECRET_ENV, IDP_SECRET))
+        .cluster("idp", server.addr)
+        .start();
+    let body = vec![b'x'; 200_000];
+    let r = e.post(
+        "/orders",
+        &[
+            ("authorization", "Bearer opaque-read"),
+            ("content-type", "text/plain"),
+        ],
+        &body,
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    let seen = e.upstream_seen();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].body.len(),
+        body.len(),
+        "the upstream got a different body"
+    );
+    // Refused while waiting: nothing at all reaches the upstream.
+    server.revoke("opaque-read");
+    let r = e.post(
+        "/orders",
+        &[
+            ("authorization", "Bearer opaque-other"),
+            ("content-type", "text/plain"),
+        ],
+        &body,
+    );
+    r.assert_problem(401, "jwt.inactive");
+    assert_eq!(e.upstream_seen().len(), 1);
+}
+
+#[test]
+fn in_guard_a_member_after_the_one_that_asked_can_still_read_the_body() {
+    let server = IntrospectionServer::start(CLIENT_ID, IDP_SECRET);
+    server.issue("opaque-read", active("read"));
+    server.mode(Mode::Slow(std::time::Duration::from_millis(200)));
+    let policy = json!({
+        "chain": ["jwt_auth", "content_type"],
+        "jwt_auth": introspection_policy(),
+        "content_type": {"default": {"allow": ["application/json"]}}
+    });
+    let e = envoy()
+        .filter(Filter::new("guard", policy).vm_env(IDP_SECRET_ENV, IDP_SECRET))
+        .cluster("idp", server.addr)
+        .start();
+    let h = [
+        ("authorization", "Bearer opaque-read"),
+        ("content-type", "application/json"),
+    ];
+    let r = e.post("/orders", &h, br#"{"sku": "a1"}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(e.upstream_seen()[0].body, r#"{"sku": "a1"}"#);
+    e.post("/orders", &h, br#"{"sku": "#)
+        .assert_problem(400, "content_type.body_mismatch");
+    assert_eq!(e.upstream_seen().len(), 1);
+}
