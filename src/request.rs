@@ -17,7 +17,9 @@ pub type Headers = Vec<(String, Vec<u8>)>;
 /// default (no address, not TLS) is what tests and the CLI see.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Connection {
-    /// The address of the peer that sent the request, if the runtime reports one.
+    /// The client address the runtime settled on, if it reports one. In Envoy this is
+    /// `source.address`: the TCP peer with `use_remote_address: true` and no trusted hops,
+    /// otherwise the address Envoy picked from `x-forwarded-for`.
     pub peer: Option<std::net::IpAddr>,
     /// The downstream connection is TLS (HTTPS).
     pub tls: bool,

@@ -1,9 +1,10 @@
 //! The downstream connection facts a [`RequestView`](crate::RequestView) carries, read from
 //! Envoy's attributes (one function, so a runtime adapter can supply its own).
 //!
-//! - `source.address`: the downstream peer, `ip:port` (`[v6]:port`). Envoy reports the address
-//!   its connection manager settled on: the TCP peer, or, with `use_remote_address: false` and
-//!   an `x-forwarded-for` it believes (`xff_num_trusted_hops`), an address from that header.
+//! - `source.address`: the client address Envoy's connection manager settled on, `ip:port`
+//!   (`[v6]:port`): the TCP peer with `use_remote_address: true` and no `xff_num_trusted_hops`;
+//!   otherwise an entry of `x-forwarded-for` (with `use_remote_address: false`, the last one).
+//!   Envoy exposes no other peer address to proxy-wasm.
 //! - `connection.tls_version`: present (`TLSv1.3`) only on a TLS connection.
 
 use std::net::{IpAddr, SocketAddr};

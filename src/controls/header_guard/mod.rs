@@ -256,8 +256,9 @@ pub struct RuleSpec {
     #[serde(default)]
     pub response: ResponseSpec,
     /// What `x-forwarded-proto`, `x-forwarded-for`, `x-forwarded-host` and `x-envoy-*` may
-    /// claim: by default they are rewritten from the connection (its scheme, its peer) unless
-    /// the peer is a trusted proxy (`trusted_hops`, `trusted_proxies`).
+    /// claim: by default they are rewritten to the connection's scheme and the client address
+    /// Envoy settled on, and client-sent `x-forwarded-host` / `x-envoy-*` removed, unless
+    /// `trusted_hops` says proxies in front are trusted.
     #[serde(default)]
     pub forwarding: ForwardingSpec,
 }
