@@ -44,5 +44,5 @@ pub mod host;
 
 pub use control::{Control, Env};
 pub use reject::Rejection;
-pub use request::{RequestView, ResponseView};
+pub use request::{Connection, RequestView, ResponseView};
 pub use verdict::{HeaderOp, Verdict};

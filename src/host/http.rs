@@ -478,6 +478,7 @@ impl<C: Control> HttpContext for Http<C> {
             Err(e) => return self.deny(Rejection::new(400, "request.bad_path", e.to_string())),
         };
         req.has_body = !end_of_stream;
+        req.connection = super::connection::read(self);
         // Before any rule is matched on the method: the upstream must act on the same one.
         match shared.method_override.decide(&req) {
             Err(r) => return self.deny(r),
