@@ -1,4 +1,5 @@
-//! A control's request-time callouts in flight for one request, as every host keeps them:
+//! HTTP calls as every host dispatches them ([`Dispatch`]), and a control's request-time
+//! callouts in flight for one request, as every host keeps them:
 //! which call tokens answer which of its calls, the answers so far, and what to hand back to
 //! `on_answers`. Runtime-free, so it is written (and tested) once.
 

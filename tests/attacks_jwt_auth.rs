@@ -7,7 +7,7 @@ mod jwks_server;
 mod jwt;
 mod support;
 
-use jwks_server::{eventually, JwksServer, Mode};
+use jwks_server::{JwksServer, Mode};
 use jwt::*;
 use serde_json::{json, Value};
 use support::*;

@@ -206,7 +206,7 @@ fn a_key_lives_as_long_as_its_lease() {
     assert_eq!(etcd::parse_txn(&execute(&txn, member)), Insert::Inserted);
     assert_eq!(etcd::parse_txn(&execute(&txn, member)), Insert::Exists);
     // Once the lease expired, the key is gone with it, and so is the lease.
-    let gone = support::eventually_secs(15, || {
+    let gone = support::eventually(15, || {
         etcd::parse_txn(&execute(&txn, member)) == Insert::LeaseGone
     });
     assert!(gone, "the key or the lease outlived its TTL");
@@ -328,7 +328,7 @@ fn one_member_down_still_works_quorum_lost_fails_closed_and_recovers() {
     etcd.wait_healthy(0, 30);
     etcd.wait_healthy(1, 30);
     let fresh = Signed::new(r#"{"after_quorum":true}"#);
-    let recovered = support::eventually_secs(15, || {
+    let recovered = support::eventually(15, || {
         let (v, _) = a.handle(&fresh, etcd.client(0));
         count(&fresh, &v);
         outcome(&v) == "ok"

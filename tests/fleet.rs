@@ -70,7 +70,7 @@ fn post(e: &Envoy, signature: &[(String, String)]) -> Response {
 /// The replica is up once its first lease is granted (a background call at start): until then
 /// a signed request is refused 503, never passed.
 fn wait_serving(e: &Envoy) {
-    let ok = eventually_secs(15, || {
+    let ok = eventually(15, || {
         let r = post(e, &signed());
         assert!(r.status == 200 || r.status == 503, "{r:?}");
         r.status == 200
@@ -172,7 +172,7 @@ fn etcd_replay_store_with_quorum_lost_fails_closed_and_recovers() {
     // if the stopped member led; meanwhile requests fail closed).
     cluster.stop(2);
     assert!(
-        eventually_secs(10, || post(&a, &signed()).status == 200),
+        eventually(10, || post(&a, &signed()).status == 200),
         "one member down stopped signed requests"
     );
     let before = a.upstream_seen().len();
@@ -190,7 +190,7 @@ fn etcd_replay_store_with_quorum_lost_fails_closed_and_recovers() {
     cluster.restart(1);
     cluster.restart(2);
     cluster.wait_healthy(0, 20);
-    let ok = eventually_secs(20, || post(&a, &signed()).status == 200);
+    let ok = eventually(20, || post(&a, &signed()).status == 200);
     assert!(ok, "signed requests did not recover with quorum back");
 }
 

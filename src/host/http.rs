@@ -443,15 +443,7 @@ impl<C: Control> Context for Http<C> {
         let Some(mut pending) = self.pending.take() else {
             return;
         };
-        let status = self
-            .get_http_call_response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok());
-        let body = if body_size == 0 {
-            Vec::new()
-        } else {
-            self.get_http_call_response_body(0, body_size)
-                .unwrap_or_default()
-        };
+        let (status, body) = super::call_answer(self, body_size);
         if !pending.answer(token, status, body) || !pending.done() {
             self.pending = Some(pending);
             return;

@@ -12,6 +12,7 @@ mod root;
 mod store;
 mod writes;
 
+use proxy_wasm::traits::Context;
 use proxy_wasm::types::LogLevel;
 
 use crate::control::Control;
@@ -20,4 +21,19 @@ use crate::control::Control;
 pub fn register<C: Control>() {
     proxy_wasm::set_log_level(LogLevel::Info);
     proxy_wasm::set_root_context(|_| Box::new(root::Root::<C>::new()));
+}
+
+/// The answer Envoy holds for an HTTP call, from inside `on_http_call_response`: its status
+/// (none when the call ended without a response: reset, closed) and body.
+fn call_answer(ctx: &impl Context, body_size: usize) -> (Option<u16>, Vec<u8>) {
+    let status = ctx
+        .get_http_call_response_header(":status")
+        .and_then(|s| s.parse::<u16>().ok());
+    let body = if body_size == 0 {
+        Vec::new()
+    } else {
+        ctx.get_http_call_response_body(0, body_size)
+            .unwrap_or_default()
+    };
+    (status, body)
 }

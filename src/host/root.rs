@@ -3,7 +3,6 @@
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::ContextType;
@@ -13,6 +12,7 @@ use super::metrics::Metrics;
 use super::store::ProxyStore;
 use crate::callout::CalloutResponse;
 use crate::control::{configure_module, Control, Env};
+use crate::inflight::Dispatch;
 use crate::method_override::MethodOverride;
 
 /// What the root context shares with every HTTP context of this VM.
@@ -56,16 +56,9 @@ impl<C: Control> Context for Root<C> {
         let Some(shared) = self.shared.clone() else {
             return;
         };
-        let status = self
-            .get_http_call_response_header(":status")
-            .and_then(|s| s.parse::<u16>().ok());
         // A failed call (reset, timeout, no healthy host) arrives without a :status.
-        let resp = status.map(|status| CalloutResponse {
-            status,
-            body: self
-                .get_http_call_response_body(0, body_size)
-                .unwrap_or_default(),
-        });
+        let (status, body) = super::call_answer(self, body_size);
+        let resp = status.map(|status| CalloutResponse { status, body });
         let env = Env {
             now: self.env_now(),
             store: &ProxyStore,
@@ -115,18 +108,8 @@ impl<C: Control> RootContext for Root<C> {
             store: &ProxyStore,
         };
         for c in shared.control.on_tick(&env) {
-            let mut headers: Vec<(&str, &str)> = vec![
-                (":method", c.method.as_str()),
-                (":path", c.path.as_str()),
-                (":authority", c.authority.as_str()),
-            ];
-            headers.extend(c.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-            let timeout = if c.timeout.is_zero() {
-                Duration::from_secs(5)
-            } else {
-                c.timeout
-            };
-            match self.dispatch_http_call(&c.cluster, headers, c.body.as_deref(), vec![], timeout) {
+            let d = Dispatch::of(&c);
+            match self.dispatch_http_call(d.cluster, d.headers, d.body, vec![], d.timeout) {
                 Ok(token) => {
                     self.pending.borrow_mut().insert(token, c.tag);
                 }

@@ -129,17 +129,3 @@ impl JwksServer {
         }
     }
 }
-
-/// Poll `f` every 100 ms for at most `secs`; true once it holds.
-pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if f() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}

@@ -17,7 +17,7 @@ pub mod etcd;
 pub mod introspection;
 
 /// Poll `f` every 100 ms for at most `secs`; true once it holds.
-pub fn eventually_secs(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + Duration::from_secs(secs);
     loop {
         if f() {
