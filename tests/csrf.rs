@@ -280,3 +280,29 @@ fn a_token_over_the_length_limit_is_refused_saying_so() {
         r.text()
     );
 }
+
+/// RFC 6454 §5 over a real TLS connection: the site is `https://localhost:<port>`, so the same
+/// host and port under `http` is another origin.
+#[test]
+fn rfc6454_5_over_tls_only_the_https_origin_is_the_sites_own() {
+    let (cert, key) = self_signed();
+    let e = envoy()
+        .wasm("csrf", r#"{"default": {"fetch_metadata": false}}"#)
+        .tls(&cert, &key)
+        .start();
+    let port = e.listener.port();
+    let post = |origin: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"])
+            .args(["-H", &format!("origin: {origin}"), "-d", "x=1"])
+            .arg("--resolve")
+            .arg(format!("localhost:{port}:127.0.0.1"))
+            .arg(format!("https://localhost:{port}/orders"))
+            .output()
+            .expect("curl");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(post(&format!("https://localhost:{port}")), "200");
+    assert_eq!(post(&format!("http://localhost:{port}")), "403");
+    assert_eq!(e.upstream_seen().len(), 1);
+}

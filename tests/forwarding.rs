@@ -224,3 +224,28 @@ fn guard_rewrites_forwarding_headers_like_header_guard() {
     assert_eq!(seen.header("x-forwarded-proto"), Some("http"));
     assert_eq!(seen.header("x-forwarded-host"), None);
 }
+
+/// Over TLS the connection's scheme is `https`: a client saying `x-forwarded-proto: http` (or
+/// nothing) does not change what the upstream is told.
+#[test]
+fn over_tls_x_forwarded_proto_is_https_whatever_the_client_says() {
+    let (cert, key) = self_signed();
+    let e = envoy()
+        .wasm("header-guard", json!({"default": {}}))
+        .tls(&cert, &key)
+        .start();
+    for sent in [Some("http"), Some("ftp"), None] {
+        let h: Vec<(&str, &str)> = sent.map(|v| ("x-forwarded-proto", v)).into_iter().collect();
+        assert_eq!(https(&e, "/orders", &h), 200, "sent {sent:?}\n{}", e.log());
+        let seen = e.upstream_seen();
+        let xfp: Vec<&str> = seen
+            .last()
+            .unwrap()
+            .headers
+            .iter()
+            .filter(|(k, _)| k == "x-forwarded-proto")
+            .map(|(_, v)| v.as_str())
+            .collect();
+        assert_eq!(xfp, ["https"], "sent {sent:?}");
+    }
+}

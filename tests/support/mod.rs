@@ -104,6 +104,8 @@ pub struct EnvoyBuilder {
     cpu: Option<usize>,
     /// Fields set on the HTTP connection manager over the defaults below.
     hcm: serde_json::Map<String, Value>,
+    /// Serve the listener over TLS with this certificate chain and key (PEM files).
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 pub fn envoy() -> EnvoyBuilder {
@@ -142,6 +144,12 @@ impl EnvoyBuilder {
     }
 
     /// Set a field of the HTTP connection manager (`normalize_path`, say).
+    /// The listener speaks TLS with `cert` and `key` (see [`self_signed`]); send with [`https`].
+    pub fn tls(mut self, cert: &Path, key: &Path) -> Self {
+        self.tls = Some((cert.to_path_buf(), key.to_path_buf()));
+        self
+    }
+
     pub fn hcm(mut self, field: &str, value: Value) -> Self {
         self.hcm.insert(field.into(), value);
         self
@@ -173,6 +181,22 @@ impl EnvoyBuilder {
         if let Some(o) = hcm.as_object_mut() {
             o.extend(self.hcm.clone());
         }
+        let mut chain = json!({"filters": [{
+            "name": "envoy.filters.network.http_connection_manager",
+            "typed_config": hcm
+        }]});
+        if let Some((cert, key)) = &self.tls {
+            chain["transport_socket"] = json!({
+                "name": "envoy.transport_sockets.tls",
+                "typed_config": {
+                    "@type": "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+                    "common_tls_context": {"tls_certificates": [{
+                        "certificate_chain": {"filename": cert},
+                        "private_key": {"filename": key}
+                    }]}
+                }
+            });
+        }
         json!({
             "admin": {"address": socket(([127, 0, 0, 1], 0).into())},
             "stats_config": stats_config(),
@@ -180,10 +204,7 @@ impl EnvoyBuilder {
                 "listeners": [{
                     "name": "main",
                     "address": socket(([127, 0, 0, 1], 0).into()),
-                    "filter_chains": [{"filters": [{
-                        "name": "envoy.filters.network.http_connection_manager",
-                        "typed_config": hcm
-                    }]}]
+                    "filter_chains": [chain]
                 }],
                 "clusters": clusters
             }
@@ -686,4 +707,47 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         b = &b[(start + size + 2).min(b.len())..];
     }
     out
+}
+
+/// A self-signed certificate for `localhost` and its key, made by `openssl` in a fresh
+/// directory: (certificate, key).
+pub fn self_signed() -> (PathBuf, PathBuf) {
+    let dir = tempdir();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=localhost"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("run openssl");
+    assert!(
+        out.status.success(),
+        "openssl: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// A GET over TLS with curl (the certificate is not checked): the status.
+pub fn https(e: &Envoy, path: &str, headers: &[(&str, &str)]) -> u16 {
+    let mut c = std::process::Command::new("curl");
+    c.args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"]);
+    for (k, v) in headers {
+        c.arg("-H").arg(format!("{k}: {v}"));
+    }
+    let out = c
+        .arg(format!("https://localhost:{}{path}", e.listener.port()))
+        .arg("--resolve")
+        .arg(format!("localhost:{}:127.0.0.1", e.listener.port()))
+        .output()
+        .expect("run curl");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
 }
