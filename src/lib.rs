@@ -25,6 +25,7 @@ pub mod control;
 pub mod controls;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod echo;
+pub mod inflight;
 pub mod method_override;
 pub mod params;
 pub mod path;
@@ -43,5 +44,5 @@ pub mod host;
 
 pub use control::{Control, Env};
 pub use reject::Rejection;
-pub use request::{RequestView, ResponseView};
+pub use request::{Connection, RequestView, ResponseView};
 pub use verdict::{HeaderOp, Verdict};

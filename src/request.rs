@@ -10,6 +10,32 @@ use crate::verdict::HeaderOp;
 /// including HTTP/2-style pseudo-headers (`:method`, `:path`, …).
 pub type Headers = Vec<(String, Vec<u8>)>;
 
+/// What the runtime knows of the downstream connection, as opposed to what the request's
+/// headers claim: the truth `x-forwarded-for` / `x-forwarded-proto` are rewritten from
+/// (header-guard's `forwarding`) and the scheme csrf compares origins with. Filled in by the
+/// host (proxy-wasm: Envoy's `source.address` and `connection.tls_version` attributes); the
+/// default (no address, not TLS) is what tests and the CLI see.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Connection {
+    /// The client address the runtime settled on, if it reports one. In Envoy this is
+    /// `source.address`: the TCP peer with `use_remote_address: true` and no trusted hops,
+    /// otherwise the address Envoy picked from `x-forwarded-for`.
+    pub peer: Option<std::net::IpAddr>,
+    /// The downstream connection is TLS (HTTPS).
+    pub tls: bool,
+}
+
+impl Connection {
+    /// `http` or `https`: the scheme the client used to reach this proxy.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls {
+            "https"
+        } else {
+            "http"
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct RequestView {
     /// The method upper-cased: what route rules match on.
@@ -28,6 +54,8 @@ pub struct RequestView {
     /// A body follows the headers. The host knows this for certain (the headers did not end the
     /// stream); natively it is derived from Content-Length / Transfer-Encoding.
     pub has_body: bool,
+    /// The downstream connection (peer address, TLS), from the runtime, never from headers.
+    pub connection: Connection,
     /// Notes a control leaves for its own later phases of the same request (the host keeps one
     /// view per request): which members of a chain asked for the body, say.
     pub notes: RefCell<Vec<(&'static str, u64)>>,
@@ -65,6 +93,7 @@ impl RequestView {
             scheme,
             headers,
             has_body: false,
+            connection: Connection::default(),
             notes: RefCell::new(Vec::new()),
             held: RefCell::new(None),
         };
@@ -157,8 +186,10 @@ impl RequestView {
         if let Ok(fresh) = RequestView::from_headers(v.headers.clone()) {
             // Pseudo-headers may have changed (`:path` without an API-key query parameter).
             let (has_body, notes, held) = (v.has_body, v.notes.clone(), v.held.clone());
+            let connection = v.connection;
             v = fresh;
             v.has_body = has_body;
+            v.connection = connection;
             v.notes = notes;
             v.held = held;
         }

@@ -1,5 +1,6 @@
 //! What a control decides about a request or response.
 
+use crate::callout::Ask;
 use crate::reject::Rejection;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +32,10 @@ pub enum Verdict {
         ops: Vec<HeaderOp>,
         reports: Vec<Rejection>,
     },
+    /// Pause the request and make these calls (only from `on_request` / `on_request_body`);
+    /// the answers go to `Control::on_answers`, whose verdict decides. A host that does not run
+    /// request-time callouts answers this with a 500 `internal` (fail closed), never a pass.
+    Ask(Ask),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

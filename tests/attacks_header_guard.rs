@@ -6,7 +6,7 @@
 //!   never ran (none of its counters moved);
 //! - `by_header_guard`: a portcullis problem+json with the `header_guard.*` code, counted.
 //!
-//! The README's attack table is this file's results.
+//! The attack table in docs/header-guard.md is this file's results.
 
 mod support;
 

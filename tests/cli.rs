@@ -1,4 +1,4 @@
-//! The command line itself: exit status 0 / 1 / 2 as the README documents them, errors that
+//! The command line itself: exit status 0 / 1 / 2 as docs/cli.md documents them, errors that
 //! name the offending argument, per-command help, `--version`, completions and
 //! `check --format json`. (What each command computes is tested with the modules it serves:
 //! tests/manifests.rs, api_key.rs, request_signing.rs, payload_crypto.rs, oci.rs.)

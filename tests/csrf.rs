@@ -135,7 +135,8 @@ fn the_token_is_issued_on_a_safe_request_and_then_required() {
 /// request against the native filter itself (the bench compares the two).
 pub const NATIVE_EQUIVALENT_POLICY: &str = r#"{"default": {
   "allowed_origins": ["https://app.example.com", "http://app.example.com"],
-  "fetch_metadata": false
+  "fetch_metadata": false,
+  "site_schemes": ["http", "https"]
 }}"#;
 
 fn native_csrf() -> serde_json::Value {
@@ -185,4 +186,97 @@ fn the_equivalent_policy_decides_like_envoys_native_csrf_filter() {
         assert!([200, 403].contains(&m.status));
     }
     assert_eq!(module.upstream_seen().len(), native.upstream_seen().len());
+}
+
+/// RFC 6454 §5 (#17 class 6): the own origin has the scheme the request really arrived with.
+/// The harness is plain http: `https://localhost` is not this site's origin, `http://localhost`
+/// is; a spoofed `x-forwarded-proto: https` changes nothing by default.
+#[test]
+fn rfc6454_5_the_own_origin_has_the_connections_scheme() {
+    let e = envoy().wasm("csrf", "{}").start();
+    let r = e.post("/orders", &[("origin", "https://localhost")], b"");
+    r.assert_problem(403, "csrf.origin");
+    assert!(r.text().contains("not the site's scheme"), "{}", r.text());
+    let r = e.post(
+        "/orders",
+        &[
+            ("origin", "https://localhost"),
+            ("x-forwarded-proto", "https"),
+        ],
+        b"",
+    );
+    r.assert_problem(403, "csrf.origin");
+    assert_eq!(
+        e.post("/orders", &[("origin", "http://localhost")], b"")
+            .status,
+        200
+    );
+    // Pinned to https (the site is https behind a load balancer that ends TLS).
+    let e = envoy()
+        .wasm("csrf", r#"{"default": {"site_schemes": ["https"]}}"#)
+        .start();
+    assert_eq!(
+        e.post("/orders", &[("origin", "https://localhost")], b"")
+            .status,
+        200
+    );
+    e.post("/orders", &[("origin", "http://localhost")], b"")
+        .assert_problem(403, "csrf.origin");
+}
+
+/// Inside guard, behind one trusted load balancer: header-guard's `forwarding` makes
+/// `x-forwarded-proto` true, and csrf (`own_scheme: x_forwarded_proto`) takes the scheme from it.
+/// With no trusted hop the client's `https` claim is rewritten to `http` first.
+#[test]
+fn guard_csrf_takes_the_scheme_from_x_forwarded_proto_made_true_by_header_guard() {
+    for (hops, https_ok) in [(1, true), (0, false)] {
+        let policy = json!({
+            "chain": ["header_guard", "csrf"],
+            "header_guard": {"default": {"forwarding": {"trusted_hops": hops}}},
+            "csrf": {"default": {"own_scheme": "x_forwarded_proto"}}
+        });
+        let e = envoy()
+            .hcm("use_remote_address", json!(true))
+            .hcm("xff_num_trusted_hops", json!(1))
+            .wasm("guard", policy)
+            .start();
+        let r = e.post(
+            "/orders",
+            &[
+                ("origin", "https://localhost"),
+                ("x-forwarded-proto", "https"),
+            ],
+            b"",
+        );
+        if https_ok {
+            assert_eq!(r.status, 200, "hops {hops}: {}", r.text());
+        } else {
+            r.assert_problem(403, "csrf.origin");
+        }
+    }
+}
+
+#[test]
+fn a_token_over_the_length_limit_is_refused_saying_so() {
+    let e = envoy()
+        .wasm("csrf", r#"{"default": {"token": {}}}"#)
+        .start();
+    let long = "a".repeat(300);
+    let cookie = format!("__Host-csrf={long}");
+    let r = e.post(
+        "/orders",
+        &[
+            ("origin", "http://localhost"),
+            ("x-csrf-token", long.as_str()),
+            ("cookie", cookie.as_str()),
+        ],
+        b"",
+    );
+    r.assert_problem(403, "csrf.token");
+    assert!(
+        r.text()
+            .contains("the CSRF token header is longer than 256 bytes"),
+        "{}",
+        r.text()
+    );
 }

@@ -132,16 +132,8 @@ fn reject_is_opt_in_per_header() {
     assert_eq!(e.upstream_seen()[0].header("x-real-ip"), None);
 }
 
-#[test]
-fn rejecting_x_forwarded_proto_would_refuse_every_request_because_envoy_sets_it() {
-    // Why x-forwarded-proto (and x-forwarded-for) are not on the default lists: Envoy adds or
-    // edits them before any filter runs, so header-guard cannot tell Envoy's value from a
-    // client's. A request with no such header at all is refused by this (wrong) policy.
-    let e = start(r#"{"default": {"reject_headers": ["x-forwarded-proto"]}}"#);
-    e.get("/", &[])
-        .assert_problem(400, "header_guard.spoofed_header");
-    assert!(e.upstream_seen().is_empty());
-}
+// Why x-forwarded-proto may not be stripped or rejected, and the policy that tries being
+// refused: tests/forwarding.rs.
 
 #[test]
 fn report_mode_passes_unchanged_and_counts() {

@@ -354,6 +354,53 @@ fn response_fields_on_a_json_labelled_body_that_does_not_parse_fail_closed_with_
     assert!(!r.text().contains("123-45"), "{}", r.text());
 }
 
+/// #17 class 5: on a `response_fields` route the label does not decide whether the body is
+/// read. Labels a JSON check could miss (`text/json`, `+json` with parameters, a second
+/// Content-Type line, a plain-text or HTML mislabel) and content-coded bodies never reach the
+/// client in clear: 502, counted.
+#[test]
+fn response_fields_never_pass_a_body_they_could_not_encrypt_whatever_its_labels() {
+    let e = start();
+    let leak: &[u8] = br#"{"ssn": "123-45-6789""#;
+    let labels: [&[(&str, &str)]; 6] = [
+        &[("x-echo-content-type", "text/json")],
+        &[("x-echo-content-type", "application/vnd.api+json; ext=\"x\"")],
+        &[("x-echo-content-type", "text/plain")],
+        &[("x-echo-content-type", "text/html; charset=utf-8")],
+        &[
+            ("x-echo-content-type", "text/plain"),
+            ("x-echo-header", "content-type: application/json"),
+        ],
+        &[("x-echo-content-type", "application/octet-stream")],
+    ];
+    for label in labels {
+        let mut headers = vec![("x-echo-status", "200")];
+        headers.extend_from_slice(label);
+        let r = e.post("/profile/1", &headers, leak);
+        r.assert_problem(502, "payload_crypto.not_json");
+        assert!(!r.text().contains("123-45"), "{label:?}: {}", r.text());
+        // The same label on a body that parses: the field is encrypted.
+        let r = e.post("/profile/1", &headers, br#"{"ssn": "123-45-6789"}"#);
+        assert_eq!(r.status, 200, "{label:?}: {}", r.text());
+        assert!(!r.text().contains("123-45"), "{label:?}: {}", r.text());
+    }
+    assert_eq!(
+        e.counter("payload_crypto", "denied", "payload_crypto.not_json"),
+        labels.len() as u64
+    );
+    for coding in ["gzip", "identity, gzip", "br"] {
+        let ce = format!("content-encoding: {coding}");
+        let headers = [
+            ("x-echo-status", "200"),
+            ("x-echo-content-type", "application/json"),
+            ("x-echo-header", ce.as_str()),
+        ];
+        let r = e.post("/profile/1", &headers, br#"{"ssn": "123-45-6789"}"#);
+        r.assert_problem(502, "payload_crypto.encoded_response");
+        assert!(!r.text().contains("123-45"), "{coding}: {}", r.text());
+    }
+}
+
 #[test]
 fn a_response_too_large_to_encrypt_never_reaches_the_client_in_clear() {
     let e = start();

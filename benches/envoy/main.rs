@@ -7,6 +7,7 @@
 //! Knobs: BENCH_ROUNDS (3), BENCH_SECONDS (5), BENCH_CONNECTIONS (16); BENCH_DEBUG=1 shows the
 //! first non-2xx answer wrk got.
 
+mod fleet;
 mod micro;
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -143,7 +144,17 @@ fn main() {
     let seconds = env_or("BENCH_SECONDS", 5);
     let connections = env_or("BENCH_CONNECTIONS", 16);
 
-    let all = variants::all();
+    let mut all = variants::all();
+    // The fleet rows need a real etcd cluster and an introspection endpoint: started only when
+    // one of them is chosen.
+    let wanted = |name: &str| filter.as_deref().is_none_or(|f| name.contains(f));
+    let servers = fleet::NAMES
+        .iter()
+        .any(|n| wanted(n))
+        .then(fleet::Servers::start);
+    if let Some(s) = &servers {
+        all.extend(fleet::variants(s));
+    }
     let chosen: Vec<&variants::Variant> = all
         .iter()
         .filter(|v| filter.as_deref().is_none_or(|f| v.name.contains(f)))
@@ -166,7 +177,17 @@ fn main() {
                 b = b.native_filter(f.clone());
             }
             for (module, policy) in &v.wasm {
-                b = b.wasm(module, policy);
+                let mut f = support::Filter::new(
+                    module,
+                    policy.replace(variants::ROUND, &round.to_string()),
+                );
+                for (k, val) in &v.vm_env {
+                    f = f.vm_env(k, val);
+                }
+                b = b.filter(f);
+            }
+            for (name, addr) in &v.clusters {
+                b = b.cluster(name, *addr);
             }
             let e = b.start();
             let script = dir.join(format!("{i}.lua"));

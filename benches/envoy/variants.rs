@@ -17,10 +17,14 @@ pub struct Variant {
     body: String,
     /// Per-request header values wrk cycles through (single-use signatures), after `headers`.
     rotating: Vec<Vec<(String, String)>>,
+    /// Envoy clusters the filters call (an etcd member, an introspection endpoint).
+    pub clusters: Vec<(String, std::net::SocketAddr)>,
+    /// The wasm VMs' environment (secrets named by `*_env` policy fields).
+    pub vm_env: Vec<(String, String)>,
 }
 
 impl Variant {
-    fn new(name: &str) -> Self {
+    pub fn new(name: &str) -> Self {
         let body = order_json(1024);
         let headers = vec![("content-type".to_string(), "application/json".to_string())];
         let mut v = Variant {
@@ -32,18 +36,20 @@ impl Variant {
             headers,
             body,
             rotating: Vec::new(),
+            clusters: Vec::new(),
+            vm_env: Vec::new(),
         };
         v.wrk_script = v.script();
         v
     }
 
-    fn wasm(mut self, module: &str, policy: &str) -> Self {
+    pub fn wasm(mut self, module: &str, policy: &str) -> Self {
         self.wasm.push((module.into(), policy.into()));
         self
     }
 
     /// One more request header (the script is rebuilt).
-    fn header(mut self, name: &str, value: &str) -> Self {
+    pub fn header(mut self, name: &str, value: &str) -> Self {
         self.headers.push((name.into(), value.into()));
         self.wrk_script = self.script();
         self
@@ -181,13 +187,73 @@ fn jwt_variants() -> Vec<Variant> {
 pub const WARM_UP_REQUESTS: usize = 20_000;
 const SIGNED_REQUESTS: usize = 100_000;
 
+/// In a policy, replaced by the round number when the bench starts an Envoy: state kept outside
+/// Envoy (etcd's nonces) starts empty each round, as a fresh Envoy's own caches do.
+pub const ROUND: &str = "@ROUND@";
+
 /// The four controls: header-guard, jwt-auth (ES256, cache on), content-type and
 /// request-signing, as four wasm filters (four VMs) and as one guard chain (one VM). The
 /// request carries a valid token and an RFC 9421 signature over method, path, content type and
 /// body digest with a single-use nonce: wrk cycles through as many signatures as a run can
 /// send, made when the bench starts (so they are accepted for an hour, not 300 s).
-fn four_controls() -> Vec<Variant> {
+const SECRET: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
+const COVERED: &[&str] = &["@method", "@path", "content-type", "content-digest"];
+
+/// request-signing's bench policy: an hour's window, so that signatures made when the bench
+/// starts stay valid, and a cache holding all of them.
+pub fn signing_policy() -> Value {
+    serde_json::json!({
+        "keys": [{"keyid": "bench", "secret": SECRET}],
+        "window_secs": 3600, "nonce_capacity": 200000,
+        "default": {"components": COVERED}
+    })
+}
+
+/// `v` with an RFC 9421 signature on the probe and a fresh one per request for wrk.
+pub fn signed(v: Variant) -> Variant {
     use portcullis::signing::{self, Message, SignRequest};
+    let headers: Vec<(String, Vec<u8>)> = v
+        .headers
+        .iter()
+        .map(|(k, val)| (k.clone(), val.as_bytes().to_vec()))
+        .collect();
+    let msg = Message {
+        method: "POST",
+        scheme: "http",
+        authority: "localhost",
+        target: &v.path,
+        headers: &headers,
+    };
+    let secret = signing::decode_secret(SECRET).expect("base64 secret");
+    // `created` is spread over the last 50 minutes: the replay cache is sized per time slot
+    // (nonce_capacity over the window), as real clients' signatures are spread over time.
+    let sign = |i: usize| {
+        let age = (i * 3000 / SIGNED_REQUESTS) as u64;
+        let mut req = SignRequest::new("bench", jwt::now() - age, COVERED);
+        req.nonce = signing::random_nonce();
+        let signed =
+            signing::sign(&msg, Some(v.body.as_bytes()), &secret, &req).expect("sign the request");
+        signed
+            .headers()
+            .into_iter()
+            .map(|(k, val)| (k.to_ascii_lowercase(), val))
+            .collect::<Vec<_>>()
+    };
+    // The 1 s warm-up uses the first WARM_UP_REQUESTS, the run what follows (each Envoy starts
+    // with an empty replay cache).
+    let rotating: Vec<Vec<(String, String)>> = (0..SIGNED_REQUESTS).map(sign).collect();
+    // The probe's own signature; wrk's come from `rotating`.
+    let probe = sign(0);
+    let mut v = v;
+    for (k, val) in probe {
+        v = v.header(&k, &val);
+    }
+    v.rotating = rotating;
+    v.wrk_script = v.script();
+    v
+}
+
+fn four_controls() -> Vec<Variant> {
     let iss = "https://idp.example";
     let key = jwt::es256("bench");
     let keys = jwt::jwks(&[jwt::jwk_es256(&key, "bench")]);
@@ -201,54 +267,8 @@ fn four_controls() -> Vec<Variant> {
                        "algorithms": ["ES256"], "jwks": keys}],
         "default": {}
     });
-    const SECRET: &str = "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=";
-    const COVERED: &[&str] = &["@method", "@path", "content-type", "content-digest"];
-    let signing_policy = serde_json::json!({
-        "keys": [{"keyid": "bench", "secret": SECRET}],
-        "window_secs": 3600, "nonce_capacity": 200000,
-        "default": {"components": COVERED}
-    });
-    let probe = Variant::new("");
-    let headers: Vec<(String, Vec<u8>)> = probe
-        .headers
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_bytes().to_vec()))
-        .collect();
-    let msg = Message {
-        method: "POST",
-        scheme: "http",
-        authority: "localhost",
-        target: &probe.path,
-        headers: &headers,
-    };
-    let secret = signing::decode_secret(SECRET).expect("base64 secret");
-    // `created` is spread over the last 50 minutes: the replay cache is sized per time slot
-    // (nonce_capacity over the window), as real clients' signatures are spread over time.
-    let sign = |i: usize| {
-        let age = (i * 3000 / SIGNED_REQUESTS) as u64;
-        let mut req = SignRequest::new("bench", jwt::now() - age, COVERED);
-        req.nonce = signing::random_nonce();
-        let signed = signing::sign(&msg, Some(probe.body.as_bytes()), &secret, &req)
-            .expect("sign the request");
-        signed
-            .headers()
-            .into_iter()
-            .map(|(k, v)| (k.to_ascii_lowercase(), v))
-            .collect::<Vec<_>>()
-    };
-    // The 1 s warm-up uses the first WARM_UP_REQUESTS, the run what follows (each Envoy starts
-    // with an empty replay cache).
-    let rotating: Vec<Vec<(String, String)>> = (0..SIGNED_REQUESTS).map(sign).collect();
-    let with_auth = |v: Variant| {
-        let mut v = v.header("authorization", &format!("Bearer {token}"));
-        // The probe's own signature; wrk's come from `rotating`.
-        for (k, val) in sign(0) {
-            v = v.header(&k, &val);
-        }
-        v.rotating = rotating.clone();
-        v.wrk_script = v.script();
-        v
-    };
+    let signing_policy = signing_policy();
+    let with_auth = |v: Variant| signed(v.header("authorization", &format!("Bearer {token}")));
     let header_guard = "{}";
     let guard = serde_json::json!({
         "chain": ["header_guard", "jwt_auth", "content_type", "request_signing"],

@@ -262,7 +262,7 @@ fn build(kind: &Kind, secret: &[u8]) -> Vec<u8> {
 }
 
 /// The whole chain on one route. request_signing keeps its nonce requirement: without one
-/// (`require_nonce: false`) the signature value itself is single-use (README, request-signing
+/// (`require_nonce: false`) the signature value itself is single-use (docs/request-signing.md
 /// "Replay protection"), so wrk-style replay of identical signed bytes would be 401
 /// `signature.replayed` either way. The client signs every request afresh instead (created =
 /// now, a random nonce), which also soaks the replay cache: a 60 s window and room for two

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::callout::{Callout, CalloutResponse};
+use crate::callout::{Answer, Callout, CalloutResponse, Resume};
 use crate::chain::Chain;
 use crate::control::{ConfigError, Control, Env};
 use crate::request::{RequestView, ResponseView};
@@ -154,6 +154,16 @@ impl Control for Guard {
     }
     fn on_request_body(&self, req: &RequestView, body: &[u8], env: &Env) -> Verdict {
         self.chain.on_request_body(req, body, env)
+    }
+    fn on_answers(
+        &self,
+        req: &RequestView,
+        body: Option<&[u8]>,
+        state: &Resume,
+        answers: &[Answer],
+        env: &Env,
+    ) -> Verdict {
+        self.chain.on_answers(req, body, state, answers, env)
     }
     fn on_response(&self, req: &RequestView, resp: &ResponseView, env: &Env) -> Verdict {
         self.chain.on_response(req, resp, env)

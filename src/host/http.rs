@@ -3,13 +3,15 @@
 use std::rc::Rc;
 
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, BufferType, MapType};
+use proxy_wasm::types::{Action, BufferType, MapType, Status};
 
 use super::root::Shared;
 use super::store::ProxyStore;
 use super::writes::{self, Refused};
 use crate::alert;
+use crate::callout::{CalloutFailure, MAX_ASKS_PER_REQUEST};
 use crate::control::{Control, Env};
+use crate::inflight::Pending;
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
 use crate::telemetry::{denial_log_line, Outcome};
@@ -29,6 +31,12 @@ pub struct Http<C> {
     resp_body_seen: usize,
     /// We answered locally: ignore the rest of this stream.
     replied: bool,
+    /// A control's request-time callouts in flight: the request waits for their answers.
+    pending: Option<Pending>,
+    /// Asks made for this request so far (at most `MAX_ASKS_PER_REQUEST`).
+    asks: usize,
+    /// The request body ended (body or trailers with end of stream) while it waited.
+    req_body_ended: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -64,6 +72,9 @@ impl<C: Control> Http<C> {
             req_body_seen: 0,
             resp_body_seen: 0,
             replied: false,
+            pending: None,
+            asks: 0,
+            req_body_ended: false,
         }
     }
 
@@ -124,6 +135,11 @@ impl<C: Control> Http<C> {
                 Action::Continue
             }
             Verdict::Deny(r) => self.deny(r),
+            // Request verdicts reach here through `decide`, which runs an `Ask`; one from a
+            // response phase cannot be run (the request is gone): fail closed, never a pass.
+            Verdict::Ask(_) => self.deny(internal(
+                "a control asked for callouts while answering the response",
+            )),
             Verdict::Report(r) => {
                 self.report(&shared, &r);
                 Action::Continue
@@ -193,6 +209,24 @@ impl<C: Control> Http<C> {
 
     fn need_body(&mut self, max_bytes: usize, phase: Phase) -> Action {
         match phase {
+            // The body arrived whole while the request waited for callouts: read it now.
+            Phase::Request if self.req_body_ended => {
+                let seen = self.req_body_seen;
+                if seen > max_bytes {
+                    return self.deny(Rejection::new(
+                        413,
+                        "body.too_large",
+                        format!("the body is larger than {max_bytes} bytes"),
+                    ));
+                }
+                if seen == 0 {
+                    return self.request_body_verdict(&[], None);
+                }
+                match self.get_http_request_body(0, seen) {
+                    Some(body) => self.request_body_verdict(&body, Some(seen)),
+                    None => self.deny(internal("the buffered body could not be read")),
+                }
+            }
             Phase::Request if self.req.as_ref().is_some_and(|r| r.has_body) => {
                 self.req_body_limit = Some(max_bytes);
                 Action::Pause
@@ -287,7 +321,56 @@ impl<C: Control> Http<C> {
         self.req = Some(req);
         match verdict {
             Verdict::NeedBody { .. } => self.deny(internal("the control asked for the body twice")),
-            v => self.apply(v, Phase::Request, held),
+            v => self.decide(v, Some((body, held))),
+        }
+    }
+
+    /// A request verdict: an `Ask` pauses the request while Envoy makes its calls (the answers
+    /// come to `on_http_call_response`); any other verdict is applied. `body`: what the control
+    /// decided on in `on_request_body`, and the buffer Envoy holds.
+    fn decide(&mut self, verdict: Verdict, body: Option<(&[u8], Option<usize>)>) -> Action {
+        let Verdict::Ask(ask) = verdict else {
+            return self.apply(verdict, Phase::Request, body.and_then(|(_, held)| held));
+        };
+        self.asks += 1;
+        if self.asks > MAX_ASKS_PER_REQUEST {
+            return self.deny(internal(
+                "a control asked for more rounds of request-time callouts than a request may make",
+            ));
+        }
+        let pending = Pending::start(&ask, body.map(|(b, held)| (b.to_vec(), held)), |d| {
+            self.dispatch_http_call(d.cluster, d.headers, d.body, vec![], d.timeout)
+                .map_err(|status| match status {
+                    // What Envoy answers for a cluster it does not know.
+                    Status::BadArgument => CalloutFailure::NoCluster,
+                    _ => CalloutFailure::Refused,
+                })
+        });
+        if pending.done() {
+            // Nothing could be sent: the control decides on the failures now.
+            return self.answered(pending);
+        }
+        self.pending = Some(pending);
+        Action::Pause
+    }
+
+    /// Every call of an ask answered: the control decides on the answers.
+    fn answered(&mut self, pending: Pending) -> Action {
+        let (Some(shared), Some(req)) = (self.shared.clone(), self.req.take()) else {
+            return self.deny(internal("request state lost"));
+        };
+        let answers = pending.answers();
+        let body = pending.body.as_ref().map(|(b, _)| b.as_slice());
+        let verdict = shared
+            .control
+            .on_answers(&req, body, &pending.state, &answers, &self.env());
+        self.req = Some(req);
+        match (verdict, &pending.body) {
+            (Verdict::NeedBody { max_bytes }, None) => self.need_body(max_bytes, Phase::Request),
+            (Verdict::NeedBody { .. }, Some(_)) => {
+                self.deny(internal("the control asked for the body twice"))
+            }
+            (v, body) => self.decide(v, body.as_ref().map(|(b, held)| (b.as_slice(), *held))),
         }
     }
 
@@ -314,6 +397,10 @@ impl<C: Control> Http<C> {
             // Not held whole, and the control must not let it pass (an error page being hidden,
             // a body it has to encrypt, a leak in the part it saw): replaced by the denial.
             (Verdict::Deny(r), _) => self.deny(r),
+            // No callouts in a response phase: fail closed.
+            (Verdict::Ask(_), _) => self.deny(internal(
+                "a control asked for callouts while answering the response",
+            )),
             // A body the host does not hold whole cannot be replaced, and must not pass as it is.
             (Verdict::ReplaceBody { .. }, _) => self.deny(internal(
                 "a control replaced a response body too large to hold",
@@ -343,7 +430,43 @@ enum RespBody<'a> {
     Unreadable,
 }
 
-impl<C: Control> Context for Http<C> {}
+impl<C: Control> Context for Http<C> {
+    /// The answer (or failure) of one request-time callout. Once every call of the ask is
+    /// answered the control decides, and a request it lets through is resumed.
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        let Some(mut pending) = self.pending.take() else {
+            return;
+        };
+        let status = self
+            .get_http_call_response_header(":status")
+            .and_then(|s| s.parse::<u16>().ok());
+        let body = if body_size == 0 {
+            Vec::new()
+        } else {
+            self.get_http_call_response_body(0, body_size)
+                .unwrap_or_default()
+        };
+        if !pending.answer(token, status, body) || !pending.done() {
+            self.pending = Some(pending);
+            return;
+        }
+        let action = self.answered(pending);
+        // Still waiting (another ask, or the body being buffered), or answered locally.
+        if action != Action::Continue || self.replied || self.pending.is_some() {
+            return;
+        }
+        if let Err(e) = writes::resume_request() {
+            // Denied with a local reply instead: the request stays paused, nothing passes.
+            let _ = self.refused(e);
+        }
+    }
+}
 
 impl<C: Control> HttpContext for Http<C> {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -355,6 +478,7 @@ impl<C: Control> HttpContext for Http<C> {
             Err(e) => return self.deny(Rejection::new(400, "request.bad_path", e.to_string())),
         };
         req.has_body = !end_of_stream;
+        req.connection = super::connection::read(self);
         // Before any rule is matched on the method: the upstream must act on the same one.
         match shared.method_override.decide(&req) {
             Err(r) => return self.deny(r),
@@ -382,11 +506,17 @@ impl<C: Control> HttpContext for Http<C> {
         }
         let verdict = shared.control.on_request(&req, &self.env());
         self.req = Some(req);
-        self.apply(verdict, Phase::Request, None)
+        self.decide(verdict, None)
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.replied {
+            return Action::Pause;
+        }
+        // Waiting for callout answers: Envoy buffers the body; nothing goes upstream yet.
+        if self.pending.is_some() {
+            self.req_body_seen = body_size;
+            self.req_body_ended |= end_of_stream;
             return Action::Pause;
         }
         let Some(max) = self.req_body_limit else {
@@ -417,6 +547,10 @@ impl<C: Control> HttpContext for Http<C> {
     }
 
     fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        if self.pending.is_some() {
+            self.req_body_ended = true;
+            return Action::Pause;
+        }
         // Trailers end the stream while we still buffer: check what arrived.
         if self.replied || self.req_body_limit.is_none() {
             return Action::Continue;

@@ -5,6 +5,7 @@
 //!   refuses the plugin), runs the control's background ticks and callouts;
 //! - http: builds a [`RequestView`](crate::RequestView), asks the control, applies the verdict.
 
+mod connection;
 mod http;
 mod metrics;
 mod root;

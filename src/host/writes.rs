@@ -64,6 +64,7 @@ extern "C" {
         grpc_status: i32,
     ) -> u32;
     fn proxy_close_stream(stream_type: u32) -> u32;
+    fn proxy_continue_stream(stream_type: u32) -> u32;
 }
 
 fn status(call: &'static str, status: u32) -> Result<(), Refused> {
@@ -143,6 +144,14 @@ pub fn send_response(
         )
     };
     status("send_local_response", s)
+}
+
+/// Let a request paused for request-time callouts go on (its headers, and the body Envoy
+/// buffered meanwhile).
+pub fn resume_request() -> Result<(), Refused> {
+    // SAFETY: no pointers.
+    let s = unsafe { proxy_continue_stream(StreamType::HttpRequest as u32) };
+    status("continue_stream", s)
 }
 
 /// Reset the HTTP stream: the last resort when even a local reply is refused.

@@ -13,6 +13,23 @@ use serde_json::{json, Value};
 
 pub use portcullis::echo::{EchoServer, Seen};
 
+pub mod etcd;
+pub mod introspection;
+
+/// Poll `f` every 100 ms for at most `secs`; true once it holds.
+pub fn eventually_secs(secs: u64, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

@@ -116,5 +116,14 @@ fn describe(v: &Verdict) -> String {
         }
         Verdict::ReplaceBody { code, .. } => format!("the body is replaced ({code})"),
         Verdict::Deny(r) => format!("denied: {} {} ({})", r.status, r.code, r.detail),
+        Verdict::Ask(a) => format!(
+            "the request waits for {} call(s) through cluster(s) {}",
+            a.callouts.len(),
+            a.callouts
+                .iter()
+                .map(|c| c.cluster.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }

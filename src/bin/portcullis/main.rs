@@ -1,7 +1,7 @@
 //! The portcullis command line: check and explain policies, sign and encrypt requests, manage
 //! API keys, package modules, run the demo upstream.
 //!
-//! Exit status (README, "Command line"): 0 success / valid, 1 invalid policy or failed check
+//! Exit status (docs/cli.md): 0 success / valid, 1 invalid policy or failed check
 //! (or the command's work failed), 2 usage error.
 
 mod check;

@@ -86,6 +86,27 @@ pub struct RuleSpec {
     /// Require a double-submit token as well.
     #[serde(default)]
     pub token: Option<TokenSpec>,
+    /// Schemes the site is served on (`["https"]`): an Origin with the request's own host is
+    /// its own origin only with one of them (RFC 6454 compares the scheme). Empty: the scheme
+    /// the request arrived with, from `own_scheme`.
+    #[serde(default)]
+    pub site_schemes: Vec<String>,
+    /// Where the request's own scheme comes from when `site_schemes` is empty.
+    #[serde(default)]
+    pub own_scheme: OwnScheme,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OwnScheme {
+    /// The downstream connection: `https` over TLS, `http` otherwise.
+    #[default]
+    Connection,
+    /// `x-forwarded-proto` (one `http` or `https`; otherwise the connection): only where it is
+    /// true, made so by header-guard's `forwarding` or by Envoy at the edge, e.g. behind a
+    /// load balancer that ends TLS.
+    XForwardedProto,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -132,6 +153,8 @@ impl Default for RuleSpec {
             allow_null_origin: false,
             fetch_metadata: true,
             token: None,
+            site_schemes: Vec::new(),
+            own_scheme: OwnScheme::Connection,
         }
     }
 }
@@ -160,6 +183,8 @@ struct Rule {
     allow_null: bool,
     fetch_metadata: bool,
     token: Option<TokenRule>,
+    site_schemes: Vec<String>,
+    own_scheme: OwnScheme,
 }
 
 #[derive(Debug)]
@@ -213,7 +238,20 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     let token = spec.token.as_ref().map(compile_token).transpose()?;
+    let mut site_schemes = Vec::new();
+    for (i, sch) in spec.site_schemes.iter().enumerate() {
+        let lower = sch.to_ascii_lowercase();
+        if !matches!(lower.as_str(), "http" | "https") {
+            return Err(ConfigError::new(
+                format!("site_schemes[{i}]"),
+                format!("`{sch}` is not `http` or `https`"),
+            ));
+        }
+        site_schemes.push(lower);
+    }
     Ok(Rule {
+        site_schemes,
+        own_scheme: spec.own_scheme,
         enabled: spec.enabled,
         report: spec.mode == Mode::Report,
         methods: spec.methods.clone(),
@@ -278,13 +316,40 @@ impl Rule {
         };
         let listed = self.allowed_origin(&source);
         self.check_fetch_site(req, listed)?;
-        if listed || source.is_host(&req.authority) {
+        if listed {
+            return Ok(());
+        }
+        if !source.is_host(&req.authority) {
+            return Err(origin_denied(
+                "cross-origin request from an origin that is not allowed",
+            ));
+        }
+        if self.own_scheme_is(&source.scheme, req) {
             Ok(())
         } else {
             Err(origin_denied(
-                "cross-origin request from an origin that is not allowed",
+                "the Origin (or Referer) has the request's host but not the site's scheme",
             ))
         }
+    }
+
+    /// RFC 6454 §5: the scheme is part of the origin.
+    fn own_scheme_is(&self, scheme: &str, req: &RequestView) -> bool {
+        if !self.site_schemes.is_empty() {
+            return self.site_schemes.iter().any(|s| s == scheme);
+        }
+        let forwarded = match self.own_scheme {
+            OwnScheme::Connection => None,
+            OwnScheme::XForwardedProto => {
+                let mut v = req.header_values("x-forwarded-proto");
+                match (v.next(), v.next()) {
+                    (Some(one), None) if one.eq_ignore_ascii_case(b"https") => Some("https"),
+                    (Some(one), None) if one.eq_ignore_ascii_case(b"http") => Some("http"),
+                    _ => None,
+                }
+            }
+        };
+        forwarded.unwrap_or(req.connection.scheme()) == scheme
     }
 
     /// Fetch Metadata (W3C): a browser that says `cross-site` is believed.
@@ -321,7 +386,17 @@ impl TokenRule {
                 ))
             }
         };
-        if header.len() > MAX_TOKEN_LEN || cookie.len() > MAX_TOKEN_LEN || !ct_eq(header, cookie) {
+        if header.len() > MAX_TOKEN_LEN || cookie.len() > MAX_TOKEN_LEN {
+            let which = if header.len() > MAX_TOKEN_LEN {
+                "token header"
+            } else {
+                "cookie"
+            };
+            return Err(token_denied(&format!(
+                "the CSRF {which} is longer than {MAX_TOKEN_LEN} bytes"
+            )));
+        }
+        if !ct_eq(header, cookie) {
             return Err(token_denied("the CSRF token does not match its cookie"));
         }
         Ok(())

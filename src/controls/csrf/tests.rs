@@ -12,6 +12,8 @@ fn req(method: &str, path: &str, headers: &[(&str, &str)]) -> RequestView {
     all.extend_from_slice(headers);
     let mut r = RequestView::new(method, path, &all).unwrap();
     r.authority = "api.example.com".into();
+    // The site is served over TLS.
+    r.connection.tls = true;
     r
 }
 
@@ -129,11 +131,8 @@ fn patterns_exact_and_subdomains() {
 #[test]
 fn same_origin_post_passes() {
     let c = control("{}");
-    for origin in [
-        "https://api.example.com",
-        "http://api.example.com",
-        "https://API.EXAMPLE.COM:443",
-    ] {
+    for origin in ["https://api.example.com", "https://API.EXAMPLE.COM:443"] {
+        // (`http://api.example.com` is not: rfc6454_5_the_own_origin_compares_the_scheme.)
         let v = run(&c, &req("POST", "/orders", &[("origin", origin)]));
         assert_eq!(v, Verdict::Continue, "{origin}");
     }
@@ -502,4 +501,117 @@ fn invalid_policies_name_the_field() {
         let e = configure::<Csrf>(json.as_bytes()).unwrap_err();
         assert_eq!(e.path, path, "{json}: {e}");
     }
+}
+
+/// RFC 6454 §5 (#17 class 6): the request's own origin has a scheme. `http://api.example.com`
+/// is not the own origin of the https site (behind TLS termination that would let an on-path
+/// attacker on http forge posts); the scheme comes from the connection, from a (trusted)
+/// `x-forwarded-proto` when the policy says so, or is pinned by `site_schemes`.
+#[test]
+fn rfc6454_5_the_own_origin_compares_the_scheme() {
+    let c = control("{}");
+    let http_origin = [("origin", "http://api.example.com")];
+    assert_eq!(code(&post(&c, &http_origin)), Some("csrf.origin"));
+    let Verdict::Deny(r) = post(&c, &http_origin) else {
+        panic!("not denied")
+    };
+    assert!(r.detail.contains("not the site's scheme"), "{}", r.detail);
+    assert_eq!(
+        code(&post(&c, &[("origin", "https://api.example.com")])),
+        None
+    );
+    assert_eq!(
+        code(&post(&c, &[("referer", "http://api.example.com/form")])),
+        Some("csrf.origin")
+    );
+    // Over plain http the own origin is http (and the https one is not).
+    let mut plain = req("POST", "/", &[("origin", "http://api.example.com")]);
+    plain.connection.tls = false;
+    assert_eq!(code(&run(&c, &plain)), None);
+    let mut plain = req("POST", "/", &[("origin", "https://api.example.com")]);
+    plain.connection.tls = false;
+    assert_eq!(code(&run(&c, &plain)), Some("csrf.origin"));
+    // Behind a load balancer that ends TLS: the scheme from x-forwarded-proto.
+    let xfp = control(r#"{"default": {"own_scheme": "x_forwarded_proto"}}"#);
+    let mut lb = req(
+        "POST",
+        "/",
+        &[
+            ("origin", "https://api.example.com"),
+            ("x-forwarded-proto", "https"),
+        ],
+    );
+    lb.connection.tls = false;
+    assert_eq!(code(&run(&xfp, &lb)), None);
+    let mut lb = req(
+        "POST",
+        "/",
+        &[
+            ("origin", "http://api.example.com"),
+            ("x-forwarded-proto", "https"),
+        ],
+    );
+    lb.connection.tls = false;
+    assert_eq!(code(&run(&xfp, &lb)), Some("csrf.origin"));
+    // Pinned: only https, whatever the connection says.
+    let pinned = control(r#"{"default": {"site_schemes": ["https"]}}"#);
+    let mut r = req("POST", "/", &[("origin", "https://api.example.com")]);
+    r.connection.tls = false;
+    assert_eq!(code(&run(&pinned, &r)), None);
+    let r = req("POST", "/", &[("origin", "http://api.example.com")]);
+    assert_eq!(code(&run(&pinned, &r)), Some("csrf.origin"));
+    // Both pinned: the scheme is not compared (Envoy's native csrf filter).
+    let both = control(r#"{"default": {"site_schemes": ["http", "HTTPS"]}}"#);
+    assert_eq!(code(&post(&both, &http_origin)), None);
+    let e = configure::<Csrf>(br#"{"default": {"site_schemes": ["ftp"]}}"#).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "default.site_schemes[0]: `ftp` is not `http` or `https`"
+    );
+}
+
+#[test]
+fn a_token_over_the_length_limit_is_refused_saying_so() {
+    let c = control(r#"{"default": {"token": {}}}"#);
+    let long = "a".repeat(MAX_TOKEN_LEN + 1);
+    let cookie = format!("__Host-csrf={long}");
+    let cases = [
+        (
+            vec![("x-csrf-token", long.as_str()), ("cookie", cookie.as_str())],
+            "token header",
+        ),
+        (
+            vec![("x-csrf-token", "abc"), ("cookie", cookie.as_str())],
+            "cookie",
+        ),
+        (
+            vec![
+                ("x-csrf-token", long.as_str()),
+                ("cookie", "__Host-csrf=abc"),
+            ],
+            "token header",
+        ),
+    ];
+    for (mut headers, which) in cases {
+        headers.push(("origin", "https://api.example.com"));
+        let Verdict::Deny(r) = post(&c, &headers) else {
+            panic!("not denied")
+        };
+        assert_eq!(r.code, "csrf.token");
+        assert_eq!(
+            r.detail,
+            format!("the CSRF {which} is longer than 256 bytes")
+        );
+    }
+    let Verdict::Deny(r) = post(
+        &c,
+        &[
+            ("x-csrf-token", "abc"),
+            ("cookie", "__Host-csrf=abd"),
+            ("origin", "https://api.example.com"),
+        ],
+    ) else {
+        panic!("not denied")
+    };
+    assert_eq!(r.detail, "the CSRF token does not match its cookie");
 }

@@ -15,12 +15,14 @@
 //! `mode: report` only logs and counts what enforce would deny or strip.
 
 mod checks;
+mod forwarding;
 mod patterns;
 
 pub use checks::{
     authority_host, authorization_joined, check_value, content_length_ok, has_encoded_line_break,
     is_field_name, split_list, transfer_encoding_ok, AuthorityError, HostPattern, ValueError,
 };
+pub use forwarding::{ForwardingMode, ForwardingSpec};
 pub use patterns::{Builtin, BUILTINS};
 
 use std::collections::BTreeMap;
@@ -253,6 +255,12 @@ pub struct RuleSpec {
     pub deny_patterns: Vec<PatternSpec>,
     #[serde(default)]
     pub response: ResponseSpec,
+    /// What `x-forwarded-proto`, `x-forwarded-for`, `x-forwarded-host` and `x-envoy-*` may
+    /// claim: by default they are rewritten to the connection's scheme and the client address
+    /// Envoy settled on, and client-sent `x-forwarded-host` / `x-envoy-*` removed, unless
+    /// `trusted_hops` says proxies in front are trusted.
+    #[serde(default)]
+    pub forwarding: ForwardingSpec,
 }
 
 impl Default for RuleSpec {
@@ -272,6 +280,7 @@ impl Default for RuleSpec {
             default_deny_patterns: true,
             deny_patterns: Vec::new(),
             response: ResponseSpec::default(),
+            forwarding: ForwardingSpec::default(),
         }
     }
 }
@@ -348,6 +357,7 @@ struct Rule {
     patterns: Vec<DenyPattern>,
     remove_response: HeaderNames,
     set_response: Vec<(String, String)>,
+    forwarding: Option<forwarding::Forwarding>,
 }
 
 #[derive(Debug)]
@@ -376,8 +386,42 @@ fn as_written(list: &[String]) -> Vec<String> {
         .collect()
 }
 
+/// Headers Envoy needs to route: a filter that removes them breaks every request. Without
+/// `x-forwarded-proto` the route table finds no route (Envoy's `VirtualHostImpl` answers "no
+/// route" for a request without it, 404 `route_not_found`, and a header edit by a wasm filter
+/// clears the route cache, so the route is looked up again after the removal); without
+/// `host` / `:authority` no virtual host matches by its domains, and HTTP/1.1 requires it
+/// (refusing it refuses every request).
+pub const ENVOY_NEEDS: &[(&str, &str)] = &[
+    (
+        "x-forwarded-proto",
+        "Envoy's router finds no route for a request without it (every request would be 404 \
+         route_not_found); use `forwarding` to make it carry the connection's real scheme",
+    ),
+    (
+        "host",
+        "Envoy matches virtual hosts on it and HTTP/1.1 requires it; use `hosts` to allow-list it",
+    ),
+];
+
 fn names(list: &[String], defaults: &[&str], field: &str) -> Result<HeaderNames, ConfigError> {
     HeaderNames::compile(&as_written(list), field)?;
+    HeaderNames::compile(&expand(list, defaults), field)
+}
+
+/// A list of request headers to strip or refuse: none may cover a header Envoy needs.
+fn removable(list: &[String], defaults: &[&str], field: &str) -> Result<HeaderNames, ConfigError> {
+    HeaderNames::compile(&as_written(list), field)?;
+    // Each entry alone, so the error names the one (`x-forwarded-*` covers the protected name).
+    for (i, entry) in list.iter().enumerate() {
+        let one = HeaderNames::compile(&expand(std::slice::from_ref(entry), defaults), field)?;
+        if let Some((name, why)) = ENVOY_NEEDS.iter().find(|(n, _)| one.contains(n)) {
+            return Err(ConfigError::new(
+                format!("{field}[{i}]"),
+                format!("`{entry}` would remove or refuse `{name}`, which Envoy needs: {why}"),
+            ));
+        }
+    }
     HeaderNames::compile(&expand(list, defaults), field)
 }
 
@@ -479,9 +523,9 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
         unique: names(&spec.unique_headers, DEFAULT_UNIQUE, "unique_headers")?,
         hosts,
         host_status: spec.host_status,
-        strip: names(&spec.strip_headers, DEFAULT_STRIP, "strip_headers")?,
-        reject: names(&spec.reject_headers, DEFAULT_STRIP, "reject_headers")?,
-        internal: names(&spec.internal_headers, DEFAULT_INTERNAL, "internal_headers")?,
+        strip: removable(&spec.strip_headers, DEFAULT_STRIP, "strip_headers")?,
+        reject: removable(&spec.reject_headers, DEFAULT_STRIP, "reject_headers")?,
+        internal: removable(&spec.internal_headers, DEFAULT_INTERNAL, "internal_headers")?,
         encoded_crlf: {
             let field = "encoded_crlf_headers";
             Fields::compile(&as_written(&spec.encoded_crlf_headers), field)?;
@@ -497,6 +541,7 @@ fn compile_rule(spec: &RuleSpec) -> Result<Rule, ConfigError> {
             "response.remove_headers",
         )?,
         set_response,
+        forwarding: forwarding::Forwarding::compile(&spec.forwarding)?,
     })
 }
 
@@ -781,7 +826,20 @@ impl Control for HeaderGuard {
         }
         let internal = removals(&rule.internal, req);
         let spoofed = removals(&rule.strip, req);
+        let forwarded = rule
+            .forwarding
+            .as_ref()
+            .map(|f| f.ops(req))
+            .unwrap_or_default();
         if rule.report {
+            if !forwarded.is_empty() {
+                reports.push(Rejection::new(
+                    400,
+                    "header_guard.untrue_forwarding",
+                    "the forwarding headers claim what the connection does not show (report \
+                     mode: not rewritten)",
+                ));
+            }
             if !internal.is_empty() {
                 reports.push(Rejection::new(
                     400,
@@ -802,7 +860,7 @@ impl Control for HeaderGuard {
             };
         }
         let mut ops = internal;
-        for op in spoofed {
+        for op in spoofed.into_iter().chain(forwarded) {
             if !ops.contains(&op) {
                 ops.push(op);
             }

@@ -579,16 +579,30 @@ fn spoofed_forwarding_headers_are_stripped_by_default() {
 #[test]
 fn headers_envoy_sets_itself_pass_the_default_policy() {
     // What Envoy adds before any filter runs: x-forwarded-proto, x-request-id, and (with
-    // use_remote_address) x-forwarded-for. The default policy neither strips nor rejects them.
+    // use_remote_address) x-forwarded-for. The default policy neither strips nor rejects them,
+    // and when they tell the truth about the connection `forwarding` leaves them alone.
     let g = guard("{}");
-    let r = req(&[
+    let mut r = req(&[
         ("x-forwarded-proto", b"https"),
         ("x-forwarded-for", b"203.0.113.7"),
         ("x-request-id", b"5f1c9a4e-9a1b-4f7e-8c55-0a0b0c0d0e0f"),
         ("user-agent", b"curl/8.5.0"),
         ("accept", b"*/*"),
     ]);
+    r.connection = crate::Connection {
+        peer: "203.0.113.7".parse().ok(),
+        tls: true,
+    };
     assert_eq!(verdict(&g, &r), Verdict::Mutate(Vec::new()));
+    // Over plain http from that peer, the spoofed https is rewritten.
+    r.connection.tls = false;
+    assert_eq!(
+        verdict(&g, &r),
+        Verdict::Mutate(vec![HeaderOp::Set(
+            "x-forwarded-proto".into(),
+            "http".into()
+        )])
+    );
 }
 
 #[test]
@@ -980,4 +994,58 @@ fn builtin_patterns_agree_with_their_regexes() {
             );
         }
     }
+}
+
+/// #17 class 2: a policy that strips or refuses a header Envoy needs to route is refused at
+/// configure time, naming the entry and the reason (a prefix covering it counts too).
+#[test]
+fn policies_removing_headers_envoy_needs_to_route_are_refused() {
+    for (policy, path, name) in [
+        (
+            r#"{"default": {"strip_headers": ["@default", "x-forwarded-proto"]}}"#,
+            "default.strip_headers[1]",
+            "x-forwarded-proto",
+        ),
+        (
+            r#"{"default": {"strip_headers": ["X-Forwarded-*"]}}"#,
+            "default.strip_headers[0]",
+            "x-forwarded-proto",
+        ),
+        (
+            r#"{"default": {"reject_headers": ["x-forwarded-proto"]}}"#,
+            "default.reject_headers[0]",
+            "x-forwarded-proto",
+        ),
+        (
+            r#"{"default": {"internal_headers": ["x-*"]}}"#,
+            "default.internal_headers[0]",
+            "x-forwarded-proto",
+        ),
+        (
+            r#"{"routes": [{"match": {"prefix": "/a"}, "strip_headers": ["host"]}]}"#,
+            "routes[0].strip_headers[0]",
+            "host",
+        ),
+        (
+            r#"{"default": {"reject_headers": ["h*"]}}"#,
+            "default.reject_headers[0]",
+            "host",
+        ),
+    ] {
+        let e = configure::<HeaderGuard>(policy.as_bytes()).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with(&format!("{path}: ")), "{text}");
+        assert!(
+            text.contains(&format!("`{name}`, which Envoy needs")),
+            "{text}"
+        );
+    }
+    let e =
+        configure::<HeaderGuard>(br#"{"default": {"strip_headers": [":authority"]}}"#).unwrap_err();
+    assert!(e.to_string().starts_with("default.strip_headers[0]"), "{e}");
+    // Neighbours of the protected names stay allowed.
+    assert!(configure::<HeaderGuard>(
+        br#"{"default": {"strip_headers": ["x-forwarded-prefix", "x-host"]}}"#
+    )
+    .is_ok());
 }

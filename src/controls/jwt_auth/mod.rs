@@ -9,6 +9,7 @@
 mod cache;
 mod credentials;
 mod es256;
+pub mod introspection;
 mod keys;
 mod remote;
 mod token;
@@ -24,9 +25,12 @@ use serde_json::{Map, Value};
 
 use self::cache::{Cache, Verified};
 use self::credentials::{Problem, Source};
+use self::introspection::{Introspection, NegativeCache, Said};
 use self::keys::{compile_jwks, KeySet, SigError};
 use self::remote::{parse_uri, Remote, Update};
-use crate::callout::{Callout, CalloutResponse};
+use crate::callout::{
+    Answer, Ask, Callout, CalloutResponse, HostCapabilities, Resume, NEEDS_REQUEST_CALLOUTS,
+};
 use crate::config::{
     is_header_name, MatchSpec, RequiredScopes, RouteTable, Routed, ScopeShortfall,
 };
@@ -79,7 +83,9 @@ pub struct ProviderSpec {
     /// The token's `aud` must contain one of these; empty: `aud` is not checked.
     #[serde(default)]
     pub audiences: Vec<String>,
-    /// Accepted `alg` values (RS256 … PS512, ES256, ES384, EdDSA, HS256 … HS512).
+    /// Accepted `alg` values (RS256 … PS512, ES256, ES384, EdDSA, HS256 … HS512); required for
+    /// JWT providers, none for `introspection`.
+    #[serde(default)]
     pub algorithms: Vec<String>,
     /// Inline keys: a JWKS object (or that object as a JSON string).
     #[serde(default)]
@@ -87,6 +93,11 @@ pub struct ProviderSpec {
     /// Keys fetched through an Envoy cluster.
     #[serde(default)]
     pub remote_jwks: Option<RemoteSpec>,
+    /// Opaque (non-JWT) access tokens, validated by OAuth 2.0 Token Introspection (RFC 7662)
+    /// at this endpoint instead of by keys: exactly one of `jwks`, `remote_jwks` and
+    /// `introspection` makes the provider's kind.
+    #[serde(default)]
+    pub introspection: Option<IntrospectionSpec>,
     /// Tolerance for `exp`, `nbf` and `iat`.
     #[serde(default = "default_skew")]
     pub clock_skew_secs: u64,
@@ -122,6 +133,51 @@ pub struct RemoteSpec {
     /// Least time between two early fetches asked for by tokens naming an unknown `kid`.
     #[serde(default = "default_refetch_gap")]
     pub unknown_kid_refetch_secs: u64,
+}
+
+/// An RFC 7662 introspection endpoint. The answer's `active`, `iss`, `aud`, `exp`, `nbf` and
+/// `scope` meet the same provider and route rules as a JWT's claims; its members (`sub`,
+/// `client_id`, …) are forwarded as claims are.
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct IntrospectionSpec {
+    /// The Envoy cluster the calls go through.
+    pub cluster: String,
+    /// The introspection endpoint (`https://idp.example.com/oauth2/introspect`).
+    pub uri: String,
+    /// This gateway's client id at the authorization server (HTTP Basic, RFC 6749 §2.3.1).
+    pub client_id: String,
+    /// The environment variable of the VM (`vm_config.environment_variables`) holding the
+    /// client secret: it stays out of the filter configuration.
+    pub client_secret_env: String,
+    /// How long one call may take, in milliseconds (1 to 10000).
+    #[serde(default = "default_introspection_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Send `token_type_hint=access_token`.
+    #[serde(default = "yes")]
+    pub token_type_hint: bool,
+    /// Longest an active answer is cached (never past its `exp`), in seconds; 0: not cached.
+    /// Bounded by the policy's `cache_entries`, shared with verified JWTs.
+    #[serde(default = "default_introspection_cache_secs")]
+    pub cache_max_secs: u64,
+    /// How long an inactive (or refused) token is refused without a call, in seconds.
+    #[serde(default = "default_negative_secs")]
+    pub negative_cache_secs: u64,
+    /// Status when the endpoint gives no usable answer (down, slow, refusing our client):
+    /// 503 (default) or 401. Never a pass.
+    #[serde(default = "default_keys_unavailable_status")]
+    pub unavailable_status: u16,
+}
+
+fn default_introspection_timeout_ms() -> u64 {
+    1000
+}
+fn default_introspection_cache_secs() -> u64 {
+    300
+}
+fn default_negative_secs() -> u64 {
+    10
 }
 
 /// One place a token may be: exactly one of `header`, `cookie`, `query`.
@@ -237,6 +293,8 @@ fn default_refetch_gap() -> u64 {
 enum Keys {
     Inline(Rc<KeySet>),
     Remote(Box<Remote>),
+    /// No keys: opaque tokens, asked about.
+    Introspection(Box<Introspection>),
 }
 
 #[derive(Debug)]
@@ -270,6 +328,8 @@ pub struct JwtAuth {
     realm: String,
     max_token_bytes: usize,
     cache: Cache,
+    /// Introspected tokens found inactive or refused, for a short while.
+    negative: NegativeCache,
     keys_unavailable_status: u16,
     /// Every header this module may forward: removed from every incoming request.
     forwarded: Vec<String>,
@@ -340,6 +400,9 @@ fn compile_provider(p: &ProviderSpec) -> Result<Provider, ConfigError> {
     if p.issuer.is_empty() {
         return Err(ConfigError::new("issuer", "must not be empty"));
     }
+    if let Some(spec) = &p.introspection {
+        return compile_introspection_provider(p, spec);
+    }
     if p.algorithms.is_empty() {
         return Err(ConfigError::new(
             "algorithms",
@@ -376,10 +439,98 @@ fn compile_provider(p: &ProviderSpec) -> Result<Provider, ConfigError> {
         _ => {
             return Err(ConfigError::new(
                 "",
-                "exactly one of `jwks` (inline keys) or `remote_jwks` is required",
+                "exactly one of `jwks` (inline keys), `remote_jwks` or `introspection` is required",
             ))
         }
     };
+    provider_with_keys(p, algorithms, keys)
+}
+
+/// A provider of opaque tokens: no algorithms, no keys.
+fn compile_introspection_provider(
+    p: &ProviderSpec,
+    spec: &IntrospectionSpec,
+) -> Result<Provider, ConfigError> {
+    if p.jwks.is_some() || p.remote_jwks.is_some() {
+        return Err(ConfigError::new(
+            "",
+            "exactly one of `jwks` (inline keys), `remote_jwks` or `introspection` is required",
+        ));
+    }
+    if !p.algorithms.is_empty() {
+        return Err(ConfigError::new(
+            "algorithms",
+            "an introspection provider takes no algorithms (its tokens are opaque)",
+        ));
+    }
+    let at = |f: &str| format!("introspection.{f}");
+    if spec.cluster.is_empty() {
+        return Err(ConfigError::new(at("cluster"), "must not be empty"));
+    }
+    let target = parse_uri(&spec.uri)
+        .ok_or_else(|| ConfigError::new(at("uri"), "an http:// or https:// URI is required"))?;
+    if spec.client_id.is_empty() || spec.client_id.len() > 256 {
+        return Err(ConfigError::new(at("client_id"), "1 to 256 characters"));
+    }
+    let secret = zeroize::Zeroizing::new(std::env::var(&spec.client_secret_env).map_err(|_| {
+        ConfigError::new(
+            at("client_secret_env"),
+            format!(
+                "environment variable `{}` is not set (vm_config.environment_variables)",
+                spec.client_secret_env
+            ),
+        )
+    })?);
+    if secret.is_empty() {
+        return Err(ConfigError::new(
+            at("client_secret_env"),
+            "the client secret is empty",
+        ));
+    }
+    if !(1..=10_000).contains(&spec.timeout_ms) {
+        return Err(ConfigError::new(
+            at("timeout_ms"),
+            "must be between 1 and 10000",
+        ));
+    }
+    if spec.cache_max_secs > 86_400 {
+        return Err(ConfigError::new(
+            at("cache_max_secs"),
+            "must be at most 86400",
+        ));
+    }
+    if spec.negative_cache_secs > 300 {
+        return Err(ConfigError::new(
+            at("negative_cache_secs"),
+            "must be at most 300",
+        ));
+    }
+    if !matches!(spec.unavailable_status, 401 | 503) {
+        return Err(ConfigError::new(
+            at("unavailable_status"),
+            "must be 401 or 503",
+        ));
+    }
+    let endpoint = Introspection::new(
+        spec.cluster.clone(),
+        target,
+        Duration::from_millis(spec.timeout_ms),
+        &spec.client_id,
+        &secret,
+        spec.token_type_hint,
+        secs(spec.cache_max_secs),
+        secs(spec.negative_cache_secs),
+        spec.unavailable_status,
+    );
+    provider_with_keys(p, Vec::new(), Keys::Introspection(Box::new(endpoint)))
+}
+
+/// What every provider kind shares: where tokens are read, what is forwarded.
+fn provider_with_keys(
+    p: &ProviderSpec,
+    algorithms: Vec<&'static str>,
+    keys: Keys,
+) -> Result<Provider, ConfigError> {
     if p.from.is_empty() {
         return Err(ConfigError::new("from", "name at least one place"));
     }
@@ -523,6 +674,10 @@ pub enum Failure {
     UnknownKid,
     BadSignature,
     KeysUnavailable,
+    /// Introspection: the authorization server says the token is not active.
+    Inactive,
+    /// Introspection: no usable answer from the endpoint.
+    IntrospectionUnavailable,
 }
 
 impl Failure {
@@ -541,6 +696,8 @@ impl Failure {
             Failure::UnknownKid => "jwt.unknown_kid",
             Failure::BadSignature => "jwt.bad_signature",
             Failure::KeysUnavailable => "jwt.keys_unavailable",
+            Failure::Inactive => "jwt.inactive",
+            Failure::IntrospectionUnavailable => "jwt.introspection_unavailable",
         }
     }
 
@@ -559,6 +716,8 @@ impl Failure {
             Failure::UnknownKid => "the token's key is not known",
             Failure::BadSignature => "the token's signature is not valid",
             Failure::KeysUnavailable => "the issuer's keys are not available yet",
+            Failure::Inactive => "the token is not active",
+            Failure::IntrospectionUnavailable => "the token could not be checked",
         }
     }
 }
@@ -597,6 +756,103 @@ fn header_value(v: &Value) -> Option<String> {
 }
 
 impl JwtAuth {
+    /// The introspection provider among `readers` to ask, when a token failed as a JWT in a
+    /// way an opaque token does (it is not a JWT, or not one of a JWT provider's).
+    fn introspector(&self, readers: &[usize], f: Failure) -> Option<usize> {
+        if !matches!(f, Failure::Malformed(_) | Failure::Issuer) {
+            return None;
+        }
+        readers.iter().copied().find(|&i| {
+            self.providers
+                .get(i)
+                .is_some_and(|p| matches!(p.keys, Keys::Introspection(_)))
+        })
+    }
+
+    /// Ask the provider's endpoint about an opaque token, unless it was found bad just now.
+    fn introspect(&self, index: usize, raw: &str, ops: Vec<HeaderOp>, now: i64) -> Verdict {
+        let Some(Keys::Introspection(endpoint)) = self.providers.get(index).map(|p| &p.keys) else {
+            return Verdict::Deny(self.reject(Failure::Issuer));
+        };
+        let key = cache::digest(raw);
+        if let Some(f) = self.negative.get(&key, now) {
+            return Verdict::Deny(self.reject(f));
+        }
+        let call = endpoint.request(index as u64, raw);
+        let state = Introspecting {
+            provider: index,
+            key,
+            ops,
+        };
+        match Ask::new(vec![call], Resume::new(state)) {
+            Some(ask) => Verdict::Ask(ask),
+            None => Verdict::Deny(self.introspection_unavailable(endpoint)),
+        }
+    }
+
+    /// A token the endpoint or the checks refused: denied, and refused without a call for the
+    /// provider's `negative_cache_secs`.
+    fn refuse_introspected(
+        &self,
+        endpoint: &Introspection,
+        key: cache::Digest32,
+        f: Failure,
+        now: i64,
+    ) -> Verdict {
+        if endpoint.negative_secs > 0 {
+            self.negative
+                .insert(key, f, now.saturating_add(endpoint.negative_secs));
+        }
+        Verdict::Deny(self.reject(f))
+    }
+
+    fn introspection_unavailable(&self, endpoint: &Introspection) -> Rejection {
+        let f = Failure::IntrospectionUnavailable;
+        if endpoint.unavailable_status == 503 {
+            return Rejection::new(503, f.code(), f.description());
+        }
+        self.reject(f)
+    }
+
+    /// The route's scope rules and the provider's forwarding, for a verified token.
+    fn grant(&self, rule: &Rule, verified: &Verified, mut ops: Vec<HeaderOp>) -> Verdict {
+        let shortfall = rule
+            .scopes
+            .shortfall(|s| verified.scopes.iter().any(|g| g == s));
+        if let Some(missing) = shortfall {
+            let (scope, detail) = match missing {
+                ScopeShortfall::All(l) => (l.join(" "), "these scopes are required"),
+                ScopeShortfall::Any(l) => (l.join(" "), "one of these scopes is required"),
+            };
+            let detail = format!("{detail}: {scope}");
+            return Verdict::Deny(Rejection::new(403, "jwt.scope", detail).with_header(
+                "www-authenticate",
+                self.challenge(
+                    Some(("insufficient_scope", "the token lacks a required scope")),
+                    Some(&scope),
+                ),
+            ));
+        }
+        let Some(p) = self.providers.get(verified.provider) else {
+            return Verdict::Deny(self.reject(Failure::Issuer));
+        };
+        for (claim, header) in &p.claims {
+            if let Some(v) = verified.claims.get(claim).and_then(header_value) {
+                ops.push(HeaderOp::Set(header.clone(), v));
+            }
+        }
+        if p.payload {
+            ops.push(HeaderOp::Set(
+                PAYLOAD_HEADER.into(),
+                verified.payload_b64.clone(),
+            ));
+        }
+        if p.strip_authorization {
+            ops.push(HeaderOp::Remove("authorization".into()));
+        }
+        pass(ops)
+    }
+
     fn challenge(&self, error: Option<(&str, &str)>, scope: Option<&str>) -> String {
         let mut h = format!("Bearer realm=\"{}\"", self.realm);
         if let Some((e, d)) = error {
@@ -632,6 +888,7 @@ impl JwtAuth {
         match &p.keys {
             Keys::Inline(k) => Some(k.clone()),
             Keys::Remote(r) => r.keys(),
+            Keys::Introspection(_) => None,
         }
     }
 
@@ -654,6 +911,7 @@ impl JwtAuth {
         let (index, p) = accepted
             .iter()
             .filter_map(|&i| self.providers.get(i).map(|p| (i, p)))
+            .filter(|(_, p)| !matches!(p.keys, Keys::Introspection(_)))
             .find(|(_, p)| Some(p.issuer.as_str()) == iss)
             .ok_or(Failure::Issuer)?;
         if !p.algorithms.iter().any(|a| *a == parsed.alg) {
@@ -686,6 +944,14 @@ impl JwtAuth {
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
     }
+}
+
+/// What a request waits on the introspection endpoint with.
+struct Introspecting {
+    provider: usize,
+    key: cache::Digest32,
+    /// The header edits made before asking (forwarded headers removed).
+    ops: Vec<HeaderOp>,
 }
 
 /// The time claims, audience and lifetime (RFC 7519 §4.1). Returns the last second the token
@@ -737,11 +1003,10 @@ fn check_claims(p: &Provider, claims: &Map<String, Value>, now: i64) -> Result<i
     Ok(valid_until)
 }
 
-impl Control for JwtAuth {
-    type Policy = Policy;
-    const NAME: &'static str = "jwt_auth";
-
-    fn build(policy: Policy) -> Result<Self, ConfigError> {
+impl JwtAuth {
+    /// [`Control::build`] for a host with these capabilities (an `introspection` provider
+    /// needs request-time callouts).
+    pub fn build_with(policy: Policy, caps: HostCapabilities) -> Result<Self, ConfigError> {
         if policy.providers.is_empty() {
             return Err(ConfigError::new("providers", "name at least one provider"));
         }
@@ -754,6 +1019,18 @@ impl Control for JwtAuth {
                 ));
             }
             providers.push(compile_provider(p).map_err(|e| e.within(&format!("providers[{i}]")))?);
+        }
+        if !caps.request_callouts {
+            if let Some(i) = policy
+                .providers
+                .iter()
+                .position(|p| p.introspection.is_some())
+            {
+                return Err(ConfigError::new(
+                    format!("providers[{i}].introspection"),
+                    NEEDS_REQUEST_CALLOUTS,
+                ));
+            }
         }
         let names: Vec<String> = policy.providers.iter().map(|p| p.name.clone()).collect();
         let routes =
@@ -803,9 +1080,19 @@ impl Control for JwtAuth {
             realm: policy.realm,
             max_token_bytes: policy.max_token_bytes,
             cache: Cache::new(policy.cache_entries),
+            negative: NegativeCache::new(policy.cache_entries),
             keys_unavailable_status: policy.keys_unavailable_status,
             forwarded,
         })
+    }
+}
+
+impl Control for JwtAuth {
+    type Policy = Policy;
+    const NAME: &'static str = "jwt_auth";
+
+    fn build(policy: Policy) -> Result<Self, ConfigError> {
+        Self::build_with(policy, HostCapabilities::CURRENT)
     }
 
     fn on_request(&self, req: &RequestView, env: &Env) -> Verdict {
@@ -853,45 +1140,81 @@ impl Control for JwtAuth {
                     .with_header("www-authenticate", self.challenge(None, None)),
             );
         };
-        let verified = match self.verify(&raw, &readers, unix(env)) {
+        let now = unix(env);
+        let verified = match self.verify(&raw, &readers, now) {
             Ok(v) => v,
-            Err(f) => return Verdict::Deny(self.reject(f)),
+            Err(f) => match self.introspector(&readers, f) {
+                Some(index) => return self.introspect(index, &raw, ops, now),
+                None => return Verdict::Deny(self.reject(f)),
+            },
         };
-        let shortfall = rule
-            .scopes
-            .shortfall(|s| verified.scopes.iter().any(|g| g == s));
-        if let Some(missing) = shortfall {
-            let (scope, detail) = match missing {
-                ScopeShortfall::All(l) => (l.join(" "), "these scopes are required"),
-                ScopeShortfall::Any(l) => (l.join(" "), "one of these scopes is required"),
-            };
-            let detail = format!("{detail}: {scope}");
-            return Verdict::Deny(Rejection::new(403, "jwt.scope", detail).with_header(
-                "www-authenticate",
-                self.challenge(
-                    Some(("insufficient_scope", "the token lacks a required scope")),
-                    Some(&scope),
-                ),
-            ));
-        }
-        let Some(p) = self.providers.get(verified.provider) else {
-            return Verdict::Deny(self.reject(Failure::Issuer));
+        self.grant(rule, &verified, ops)
+    }
+
+    fn on_answers(
+        &self,
+        req: &RequestView,
+        _body: Option<&[u8]>,
+        state: &Resume,
+        answers: &[Answer],
+        env: &Env,
+    ) -> Verdict {
+        let Some(asked) = state.get::<Introspecting>() else {
+            return Verdict::Deny(crate::control::unhandled_answers());
         };
-        for (claim, header) in &p.claims {
-            if let Some(v) = verified.claims.get(claim).and_then(header_value) {
-                ops.push(HeaderOp::Set(header.clone(), v));
+        let Some((p, endpoint)) = self
+            .providers
+            .get(asked.provider)
+            .and_then(|p| match &p.keys {
+                Keys::Introspection(e) => Some((p, e)),
+                _ => None,
+            })
+        else {
+            return Verdict::Deny(crate::control::unhandled_answers());
+        };
+        let now = unix(env);
+        let said = match answers.first() {
+            Some(a) => introspection::parse_answer(a),
+            None => Said::Unavailable("no answer"),
+        };
+        let (members, payload_b64) = match said {
+            Said::Active(members, b64) => (members, b64),
+            Said::Inactive => {
+                return self.refuse_introspected(endpoint, asked.key, Failure::Inactive, now)
             }
+            Said::Unavailable(why) => {
+                log::warn!(
+                    "portcullis jwt_auth: provider {}: introspection failed: {why}",
+                    p.name
+                );
+                return Verdict::Deny(self.introspection_unavailable(endpoint));
+            }
+        };
+        let checked = introspection::check(
+            &members,
+            &p.issuer,
+            &p.audiences,
+            p.skew,
+            p.require_exp,
+            now,
+        );
+        let valid_until = match checked {
+            Ok(v) => v,
+            Err(f) => return self.refuse_introspected(endpoint, asked.key, f, now),
+        };
+        let verified = Rc::new(Verified {
+            provider: asked.provider,
+            // Cached until `exp` (with the skew), never longer than the provider allows.
+            valid_until: valid_until.min(now.saturating_add(endpoint.cache_max_secs)),
+            scopes: token::scopes(&members),
+            payload_b64,
+            claims: members,
+        });
+        if endpoint.cache_max_secs > 0 {
+            self.cache.insert(asked.key, verified.clone(), now);
         }
-        if p.payload {
-            ops.push(HeaderOp::Set(
-                PAYLOAD_HEADER.into(),
-                verified.payload_b64.clone(),
-            ));
-        }
-        if p.strip_authorization {
-            ops.push(HeaderOp::Remove("authorization".into()));
-        }
-        pass(ops)
+        let (rule, _) = self.routes.select(req);
+        self.grant(rule, &verified, asked.ops.clone())
     }
 
     fn tick_period(&self) -> Option<Duration> {
@@ -908,7 +1231,7 @@ impl Control for JwtAuth {
             .enumerate()
             .filter_map(|(i, p)| match &p.keys {
                 Keys::Remote(r) => r.on_tick(now, (i as u64) * 2),
-                Keys::Inline(_) => None,
+                Keys::Inline(_) | Keys::Introspection(_) => None,
             })
             .collect()
     }

@@ -1132,3 +1132,319 @@ fn rfc6750_3_1_more_than_one_credential_is_400_invalid_request() {
     assert!(!at(&c, NOW, "GET", "/x", &[("cookie", &cookie)]).is_deny());
     assert!(!at(&c, NOW, "GET", "/x", &[("authorization", &auth)]).is_deny());
 }
+
+mod introspected {
+    //! Opaque tokens by RFC 7662 introspection, driven through ask → answers → verdict with
+    //! the endpoint's answers made up here (tests/introspection.rs asks a real test server).
+    use super::*;
+    use crate::callout::{Answer, CalloutFailure, HostCapabilities};
+    use crate::control::parse_policy;
+    use std::cell::Cell;
+
+    const IDP: &str = "https://idp.example";
+    const SECRET_ENV: &str = "PORTCULLIS_TEST_INTROSPECTION_SECRET";
+
+    fn opaque_policy(extra: Value) -> Value {
+        std::env::set_var(SECRET_ENV, "gw-secret");
+        with(
+            json!({
+                "providers": [
+                    {"name": "hs", "issuer": "hs", "algorithms": ["HS256"], "require_exp": false,
+                     "jwks": jwks(&[jwk_oct(SECRET, "h1")])},
+                    {"name": "idp", "issuer": IDP, "audiences": ["api"],
+                     "introspection": {"cluster": "idp", "uri": "https://idp.example/oauth2/introspect",
+                                       "client_id": "gateway", "client_secret_env": SECRET_ENV,
+                                       "timeout_ms": 300, "negative_cache_secs": 10},
+                     "forward": {"claims": ["sub", "client_id"]}}
+                ],
+                "routes": [
+                    {"match": {"prefix": "/admin"}, "scopes_all": ["admin", "write"]},
+                    {"match": {"prefix": "/hs"}, "providers": ["hs"]}
+                ],
+                "default": {}
+            }),
+            extra,
+        )
+    }
+
+    fn opaque(extra: Value) -> JwtAuth {
+        let p: Policy = parse_policy(opaque_policy(extra).to_string().as_bytes()).unwrap();
+        JwtAuth::build_with(p, HostCapabilities::ALL).unwrap()
+    }
+
+    fn active(extra: Value) -> Answer {
+        let body = with(
+            json!({"active": true, "iss": IDP, "aud": "api", "sub": "alice", "client_id": "app-7",
+                   "scope": "read write admin", "exp": NOW + 600}),
+            extra,
+        );
+        Ok(CalloutResponse {
+            status: 200,
+            body: body.to_string().into_bytes(),
+        })
+    }
+
+    fn inactive() -> Answer {
+        Ok(CalloutResponse {
+            status: 200,
+            body: br#"{"active":false}"#.to_vec(),
+        })
+    }
+
+    /// The request as the host runs it; the endpoint answers with `answer`
+    /// (counted in `calls`).
+    fn run(
+        c: &JwtAuth,
+        secs: u64,
+        path: &str,
+        token: &str,
+        calls: &Cell<usize>,
+        answer: &dyn Fn() -> Answer,
+    ) -> Verdict {
+        let store = MemoryStore::default();
+        let env = Env {
+            now: SystemTime::UNIX_EPOCH + Duration::from_secs(secs),
+            store: &store,
+        };
+        let auth = format!("Bearer {token}");
+        let req = RequestView::new("GET", path, &[("authorization", &auth)]).unwrap();
+        match c.on_request(&req, &env) {
+            Verdict::Ask(ask) => {
+                assert_eq!(ask.callouts.len(), 1);
+                let call = &ask.callouts[0];
+                assert_eq!(
+                    (call.cluster.as_str(), call.path.as_str()),
+                    ("idp", "/oauth2/introspect")
+                );
+                let body = String::from_utf8(call.body.clone().unwrap()).unwrap();
+                assert!(body.starts_with("token="), "{body}");
+                calls.set(calls.get() + 1);
+                c.on_answers(&req, None, &ask.state, &[answer()], &env)
+            }
+            v => v,
+        }
+    }
+
+    #[test]
+    fn introspection_providers_are_refused_by_a_host_without_request_time_callouts() {
+        let p: Policy =
+            crate::control::parse_policy(opaque_policy(json!({})).to_string().as_bytes()).unwrap();
+        let e = JwtAuth::build_with(p, HostCapabilities::NONE)
+            .err()
+            .unwrap();
+        assert_eq!(e.path, "providers[1].introspection");
+        assert_eq!(
+            e.reason,
+            "needs request-time callouts, which this host does not run"
+        );
+        // The proxy-wasm host runs them.
+        configure::<JwtAuth>(opaque_policy(json!({})).to_string().as_bytes()).unwrap();
+    }
+
+    #[test]
+    fn introspection_policy_errors_name_the_field() {
+        let err = |provider: Value| {
+            std::env::set_var(SECRET_ENV, "gw-secret");
+            let p: Policy = match parse_policy(
+                json!({"providers": [provider], "default": {}})
+                    .to_string()
+                    .as_bytes(),
+            ) {
+                Ok(p) => p,
+                Err(e) => return e,
+            };
+            JwtAuth::build_with(p, HostCapabilities::ALL).unwrap_err()
+        };
+        let spec = json!({"cluster": "idp", "uri": "https://idp/i", "client_id": "gw",
+                          "client_secret_env": SECRET_ENV});
+        let e = err(
+            json!({"name": "i", "issuer": IDP, "algorithms": ["RS256"], "introspection": spec}),
+        );
+        assert_eq!(e.path, "providers[0].algorithms");
+        let e =
+            err(json!({"name": "i", "issuer": IDP, "jwks": {"keys": []}, "introspection": spec}));
+        assert_eq!(e.path, "providers[0]");
+        let e = err(json!({"name": "i", "issuer": IDP,
+            "introspection": with(spec.clone(), json!({"uri": "ftp://x"}))}));
+        assert_eq!(e.path, "providers[0].introspection.uri");
+        let e = err(json!({"name": "i", "issuer": IDP,
+            "introspection": with(spec.clone(), json!({"client_secret_env": "PORTCULLIS_NOT_SET_ANYWHERE"}))}));
+        assert_eq!(e.path, "providers[0].introspection.client_secret_env");
+        assert!(!e.reason.contains("gw-secret"));
+        let e = err(json!({"name": "i", "issuer": IDP,
+            "introspection": with(spec.clone(), json!({"unavailable_status": 200}))}));
+        assert_eq!(e.path, "providers[0].introspection.unavailable_status");
+        let e = err(json!({"name": "i", "issuer": IDP,
+            "introspection": with(spec.clone(), json!({"timeout_ms": 0}))}));
+        assert_eq!(e.path, "providers[0].introspection.timeout_ms");
+        let e = err(json!({"name": "i", "issuer": IDP,
+            "introspection": with(spec.clone(), json!({"secret": "x"}))}));
+        assert!(e.reason.contains("unknown field `secret`"), "{e}");
+        // A JWT provider still needs its algorithms.
+        let e = err(json!({"name": "j", "issuer": "j", "jwks": {"keys": []}}));
+        assert_eq!(e.path, "providers[0].algorithms");
+    }
+
+    #[test]
+    fn an_active_token_meets_the_route_scopes_and_forwards_its_members() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let v = run(&c, NOW, "/admin/x", "opaque-1", &calls, &|| {
+            active(json!({}))
+        });
+        assert_eq!(set(&v, "x-jwt-sub").as_deref(), Some("alice"));
+        assert_eq!(set(&v, "x-jwt-client_id").as_deref(), Some("app-7"));
+        // Forwarded headers are removed from the incoming request as for JWTs.
+        assert!(ops(&v).contains(&HeaderOp::Remove("x-jwt-sub".into())));
+        // RFC 6750 §3.1: too few scopes is 403 insufficient_scope, as for a JWT.
+        let v = run(&c, NOW, "/admin/x", "opaque-2", &calls, &|| {
+            active(json!({"scope": "read"}))
+        });
+        let (status, code, www) = denial(&v);
+        assert_eq!((status, code), (403, "jwt.scope"));
+        assert!(www.contains("error=\"insufficient_scope\""), "{www}");
+        assert!(www.contains("scope=\"admin write\""), "{www}");
+    }
+
+    #[test]
+    fn a_cached_answer_serves_until_exp_and_no_longer() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let exp = NOW + 100;
+        let answer = || active(json!({"exp": exp}));
+        assert!(!run(&c, NOW, "/x", "tok", &calls, &answer).is_deny());
+        assert!(!run(&c, NOW + 50, "/x", "tok", &calls, &answer).is_deny());
+        assert_eq!(calls.get(), 1, "a cache hit asks nothing");
+        // Past exp (and the skew), the cached answer is not served: asked again, and the
+        // server's own expired answer is refused.
+        let v = run(&c, exp + 61, "/x", "tok", &calls, &answer);
+        assert_eq!(calls.get(), 2);
+        assert_eq!(code(&v), "jwt.expired");
+        // cache_max_secs bounds a long exp.
+        let c = opaque(json!({}));
+        let long = || active(json!({"exp": NOW + 86_400}));
+        run(&c, NOW, "/x", "tok", &calls, &long);
+        run(&c, NOW + 299, "/x", "tok", &calls, &long);
+        assert_eq!(calls.get(), 3);
+        run(&c, NOW + 301, "/x", "tok", &calls, &long);
+        assert_eq!(calls.get(), 4, "re-introspected after cache_max_secs (300)");
+    }
+
+    #[test]
+    fn an_inactive_token_is_401_invalid_token_and_refused_briefly_without_a_call() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let v = run(&c, NOW, "/x", "revoked", &calls, &inactive);
+        let (status, why, www) = denial(&v);
+        assert_eq!((status, why), (401, "jwt.inactive"));
+        assert!(www.starts_with("Bearer realm="), "{www}");
+        assert!(www.contains("error=\"invalid_token\""), "{www}");
+        let v = run(&c, NOW + 9, "/x", "revoked", &calls, &|| active(json!({})));
+        assert_eq!(code(&v), "jwt.inactive");
+        assert_eq!(calls.get(), 1, "negative answers are cached");
+        // After negative_cache_secs the endpoint is asked again (the token may be new).
+        let v = run(&c, NOW + 10, "/x", "revoked", &calls, &|| active(json!({})));
+        assert!(!v.is_deny(), "{v:?}");
+        assert_eq!(calls.get(), 2);
+    }
+
+    #[test]
+    fn members_are_checked_as_claims_are() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let cases = [
+            (json!({"iss": "https://evil.example"}), "jwt.issuer"),
+            (json!({"aud": "billing"}), "jwt.audience"),
+            (json!({"exp": NOW - 3600}), "jwt.expired"),
+            (json!({"exp": null}), "jwt.exp_required"),
+            (json!({"nbf": NOW + 3600}), "jwt.not_yet_valid"),
+        ];
+        for (i, (extra, want)) in cases.into_iter().enumerate() {
+            let token = format!("t{i}");
+            let v = run(&c, NOW, "/x", &token, &calls, &|| active(extra.clone()));
+            assert_eq!(code(&v), want, "{extra}");
+        }
+    }
+
+    #[test]
+    fn no_usable_answer_fails_closed_per_the_provider_and_is_not_cached() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let failures: Vec<Answer> = vec![
+            Err(CalloutFailure::Timeout),
+            Err(CalloutFailure::Reset),
+            Err(CalloutFailure::NoCluster),
+            Ok(CalloutResponse {
+                status: 500,
+                body: Vec::new(),
+            }),
+            Ok(CalloutResponse {
+                status: 401,
+                body: br#"{"error":"invalid_client"}"#.to_vec(),
+            }),
+            Ok(CalloutResponse {
+                status: 200,
+                body: b"<html>".to_vec(),
+            }),
+        ];
+        for f in &failures {
+            let v = run(&c, NOW, "/x", "tok", &calls, &|| f.clone());
+            let (status, code, _) = denial(&v);
+            assert_eq!(
+                (status, code),
+                (503, "jwt.introspection_unavailable"),
+                "{f:?}"
+            );
+        }
+        assert_eq!(calls.get(), failures.len(), "failures are never cached");
+        assert!(!run(&c, NOW, "/x", "tok", &calls, &|| active(json!({}))).is_deny());
+        // unavailable_status 401: a challenge, still no pass.
+        let mut p = opaque_policy(json!({}));
+        p["providers"][1]["introspection"]["unavailable_status"] = json!(401);
+        let p: Policy = parse_policy(p.to_string().as_bytes()).unwrap();
+        let c = JwtAuth::build_with(p, HostCapabilities::ALL).unwrap();
+        let v = run(&c, NOW, "/x", "tok", &calls, &|| {
+            Err(CalloutFailure::Timeout)
+        });
+        let (status, code, www) = denial(&v);
+        assert_eq!((status, code), (401, "jwt.introspection_unavailable"));
+        assert!(www.contains("invalid_token"), "{www}");
+    }
+
+    #[test]
+    fn jwts_of_a_jwt_provider_are_still_verified_locally() {
+        let c = opaque(json!({}));
+        let calls = Cell::new(0);
+        let token = hs256(SECRET, Some("h1"), &json!({"iss": "hs", "sub": "bob"}));
+        let v = run(&c, NOW, "/x", &token, &calls, &|| {
+            panic!("no introspection")
+        });
+        assert!(!v.is_deny(), "{v:?}");
+        // A route that accepts only the JWT provider never introspects.
+        let v = run(&c, NOW, "/hs", "opaque", &calls, &|| {
+            panic!("no introspection")
+        });
+        assert_eq!(code(&v), "jwt.malformed");
+        assert_eq!(calls.get(), 0);
+        // A JWT of the JWT provider with an algorithm it does not accept: refused, not sent.
+        let hs512 = kit::hs256_raw(
+            SECRET,
+            r#"{"alg":"HS512","kid":"h1"}"#,
+            &json!({"iss": "hs"}).to_string(),
+        );
+        let v = run(&c, NOW, "/x", &hs512, &calls, &|| {
+            panic!("no introspection")
+        });
+        assert_eq!(code(&v), "jwt.algorithm");
+        // A JWT of the JWT provider with a bad signature is refused, not introspected.
+        let forged = hs256(
+            b"another secret another secret 00",
+            Some("h1"),
+            &json!({"iss": "hs"}),
+        );
+        let v = run(&c, NOW, "/x", &forged, &calls, &|| {
+            panic!("no introspection")
+        });
+        assert_eq!(code(&v), "jwt.bad_signature");
+    }
+}

@@ -302,6 +302,19 @@ fn essence(ct: &str) -> String {
         .to_ascii_lowercase()
 }
 
+/// The response is content-encoded: any `Content-Encoding` field line (each checked, raw bytes)
+/// with a coding other than `identity`. Encrypting it would need decoding first.
+fn encoded(resp: &ResponseView) -> bool {
+    resp.headers
+        .iter()
+        .filter(|(k, _)| k == "content-encoding")
+        .flat_map(|(_, v)| v.split(|b| *b == b','))
+        .any(|c| {
+            let c = c.trim_ascii();
+            !c.is_empty() && !c.eq_ignore_ascii_case(b"identity")
+        })
+}
+
 fn is_json(ct: Option<&str>) -> bool {
     ct.map(essence).is_some_and(|e| {
         e == "application/json" || (e.starts_with("application/") && e.ends_with("+json"))
@@ -663,13 +676,10 @@ impl Control for PayloadCrypto {
         if rule.encrypt_response.is_none() && rule.response_fields.is_none() {
             return Verdict::Continue;
         }
-        if rule.response_fields.is_some() && !is_json(resp.header("content-type")) {
-            return Verdict::Continue;
-        }
-        if resp
-            .header("content-encoding")
-            .is_some_and(|e| !e.trim().eq_ignore_ascii_case("identity"))
-        {
+        // Every response body on the route is read and must parse as JSON, whatever its label
+        // says (`text/json`, none, a second Content-Type line, `text/plain` from a mislabelling
+        // upstream): a body that could not be encrypted never passes in clear (#17 class 5).
+        if encoded(resp) {
             return Verdict::Deny(Rejection::new(
                 502,
                 "payload_crypto.encoded_response",

@@ -851,7 +851,7 @@ fn request_fields_are_decrypted_and_response_fields_encrypted_for_the_client() {
     assert_eq!(doc["patient"]["name"], "A");
     let p = jwe::parse(doc["patient"]["ssn"].as_str().unwrap()).unwrap();
     assert_eq!(jwe::decrypt(&p, &oct(K256)).unwrap(), br#""123-45-6789""#);
-    // Non-JSON responses on a fields route pass (there are no fields to find).
+    // A body that is not JSON on a fields route is not passed in clear, whatever its label.
     let v = response(
         &c,
         &req,
@@ -859,7 +859,90 @@ fn request_fields_are_decrypted_and_response_fields_encrypted_for_the_client() {
         Some(b"x"),
         at(0),
     );
+    assert_eq!(denied(&v), (502, "payload_crypto.not_json"));
+    // An empty body has no fields to encrypt.
+    let v = response(
+        &c,
+        &req,
+        &[("content-type", "text/plain")],
+        Some(b""),
+        at(0),
+    );
     assert_eq!(v, Verdict::Continue);
+}
+
+/// #17 class 5: a route with `response_fields` never passes a body it could not encrypt: the
+/// label does not decide whether the body is read (`text/json`, `+json` with parameters, upper
+/// case, none at all, a second Content-Type line, a plain-text mislabel), and a content-coded
+/// body (which cannot be parsed) is refused, whichever `Content-Encoding` line names the coding.
+#[test]
+fn response_fields_never_pass_a_body_they_could_not_encrypt_whatever_its_labels() {
+    let c = control();
+    let (req, _) = request(&c, "/records/1", &[("x-jwt-sub", "client-kw")], b"", at(0));
+    let leak = br#"{"patient":{"ssn":"123-45-6789"}"#;
+    let labels: [&[(&str, &str)]; 8] = [
+        &[("content-type", "text/json")],
+        &[("content-type", "application/vnd.api+json; charset=utf-8")],
+        &[("content-type", "APPLICATION/JSON")],
+        &[],
+        &[
+            ("content-type", "text/plain"),
+            ("content-type", "application/json"),
+        ],
+        &[("content-type", "text/html")],
+        &[("content-type", "application/octet-stream")],
+        &[("content-type", "application/json ; q=1")],
+    ];
+    for headers in labels {
+        let v = response(&c, &req, headers, Some(leak), at(0));
+        assert_eq!(denied(&v), (502, "payload_crypto.not_json"), "{headers:?}");
+    }
+    // Whatever the label, a body that parses has its field encrypted.
+    for headers in labels {
+        let v = response(
+            &c,
+            &req,
+            headers,
+            Some(br#"{"patient":{"ssn":"1"}}"#),
+            at(0),
+        );
+        let doc: Value = serde_json::from_slice(replaced(&v).2).unwrap();
+        assert!(
+            jwe::parse(doc["patient"]["ssn"].as_str().unwrap()).is_ok(),
+            "{headers:?}"
+        );
+    }
+    let codings: [&[(&str, &str)]; 5] = [
+        &[("content-encoding", "gzip")],
+        &[("content-encoding", "GZIP")],
+        &[("content-encoding", "identity, gzip")],
+        &[("content-encoding", "identity"), ("content-encoding", "br")],
+        &[
+            ("content-encoding", "identity"),
+            ("content-encoding", "deflate"),
+        ],
+    ];
+    for coding in codings {
+        let mut headers = vec![("content-type", "application/json")];
+        headers.extend_from_slice(coding);
+        let v = response(&c, &req, &headers, Some(b"\x1f\x8b\x08\0"), at(0));
+        assert_eq!(
+            denied(&v),
+            (502, "payload_crypto.encoded_response"),
+            "{coding:?}"
+        );
+    }
+    let v = response(
+        &c,
+        &req,
+        &[
+            ("content-type", "application/json"),
+            ("content-encoding", "identity"),
+        ],
+        Some(br#"{"patient":{"ssn":"1"}}"#),
+        at(0),
+    );
+    assert!(matches!(v, Verdict::ReplaceBody { .. }), "{v:?}");
 }
 
 #[test]

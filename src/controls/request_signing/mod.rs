@@ -9,14 +9,21 @@
 //!
 //! The RFC logic lives in [`crate::signing`], shared with the CLI and Rust clients.
 
+pub mod etcd;
 mod keys;
 mod nonce;
 
 pub use keys::KeySpec;
 pub use nonce::{NonceCache, Outcome as NonceOutcome};
 
+use std::time::Duration;
+
 use serde::Deserialize;
 
+use self::etcd::{Endpoint, Insert, Leases};
+use crate::callout::{
+    Answer, Ask, Callout, CalloutResponse, HostCapabilities, Resume, NEEDS_REQUEST_CALLOUTS,
+};
 use crate::config::{MatchSpec, RouteTable, Routed};
 use crate::control::{ConfigError, Control, Env};
 use crate::reject::Rejection;
@@ -62,6 +69,11 @@ pub struct Policy {
     /// verify: about how many nonces are remembered at once (per Envoy instance).
     #[serde(default = "default_capacity")]
     pub nonce_capacity: usize,
+    /// verify: where nonces are spent. `local` (default): this Envoy's replay cache only (a
+    /// replay to another replica is accepted there once). `etcd`: an etcd v3 cluster shared by
+    /// every replica, the local cache in front.
+    #[serde(default)]
+    pub replay_store: ReplayStoreSpec,
     /// Largest body buffered for its digest (413 beyond).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
@@ -71,6 +83,61 @@ pub struct Policy {
     /// Applies when no route matches.
     #[serde(default)]
     pub default: RuleSpec,
+}
+
+/// Where nonces are spent: `{"kind": "local"}` (the default) or
+/// `{"kind": "etcd", "cluster": …, "prefix": …}`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ReplayStoreSpec {
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// etcd: the Envoy cluster of the etcd members' client port (TLS and etcd authentication
+    /// are the cluster's: its `transport_socket`, and the credentials it adds).
+    #[serde(default)]
+    pub cluster: Option<String>,
+    /// etcd: the `:authority` of the calls; default: the cluster name.
+    #[serde(default)]
+    pub authority: Option<String>,
+    /// etcd: every key is this prefix and 64 hex digits. The same for every replica running
+    /// this policy, and for no other policy (`/portcullis/request_signing/orders/`).
+    #[serde(default)]
+    pub prefix: Option<String>,
+    /// etcd: how long one insert may take, in milliseconds (1 to 5000; default 250).
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// etcd: store unreachable, slow or erroring: `deny` (default: 503
+    /// `signature.replay_store_unavailable`) or `allow` (this Envoy's cache alone decides; the
+    /// request is counted and logged as reported with that code).
+    #[serde(default)]
+    pub on_unavailable: Option<OnUnavailable>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// This Envoy's replay cache (shared data) alone: a replay to another replica is accepted
+    /// there once.
+    #[default]
+    Local,
+    /// An etcd v3 cluster (its JSON gateway, etcd 3.4 or later) shared by every replica, this
+    /// Envoy's cache in front: one atomic insert-if-absent per signed request.
+    Etcd,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OnUnavailable {
+    #[default]
+    Deny,
+    Allow,
+}
+
+fn default_etcd_timeout_ms() -> u64 {
+    250
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -155,6 +222,91 @@ pub struct RequestSigning {
     max_body_bytes: usize,
     nonces: NonceCache,
     routes: RouteTable<Rule>,
+    /// The fleet-wide store (`replay_store: etcd`).
+    fleet: Option<Fleet>,
+}
+
+#[derive(Debug)]
+struct Fleet {
+    endpoint: Endpoint,
+    prefix: String,
+    leases: Leases,
+    allow_on_unavailable: bool,
+}
+
+/// What a signed request waits on the store with.
+struct Pending {
+    keyid: String,
+    id: Vec<u8>,
+    created: u64,
+    lease: i64,
+    /// What passes with the request once the nonce is spent (skipped signatures).
+    report: Option<Rejection>,
+}
+
+/// The tag of lease grants (this control's only background call).
+const LEASE_TAG: u64 = 0;
+
+fn replayed() -> Rejection {
+    Rejection::new(401, "signature.replayed", "this signature was already used")
+        .with_header("www-authenticate", "Signature")
+}
+
+fn compile_fleet(
+    spec: &ReplayStoreSpec,
+    ttl_secs: u64,
+    skew_secs: u64,
+) -> Result<Fleet, ConfigError> {
+    let at = |f: &str| format!("replay_store.{f}");
+    let name_ok = |n: &str| {
+        !n.is_empty()
+            && n.len() <= 255
+            && n.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.:[]".contains(&b))
+    };
+    let cluster = spec.cluster.as_deref().unwrap_or("");
+    if !name_ok(cluster) {
+        return Err(ConfigError::new(
+            at("cluster"),
+            "an Envoy cluster name is required with `kind: etcd`",
+        ));
+    }
+    if let Some(a) = &spec.authority {
+        if !name_ok(a) {
+            return Err(ConfigError::new(
+                at("authority"),
+                "a host[:port] is required",
+            ));
+        }
+    }
+    let prefix = spec.prefix.as_deref().unwrap_or("");
+    if prefix.is_empty() || prefix.len() > 128 || !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(ConfigError::new(
+            at("prefix"),
+            "required with `kind: etcd`: 1 to 128 printable ASCII characters, no spaces",
+        ));
+    }
+    let timeout_ms = spec.timeout_ms.unwrap_or_else(default_etcd_timeout_ms);
+    if !(1..=5000).contains(&timeout_ms) {
+        return Err(ConfigError::new(
+            at("timeout_ms"),
+            "must be between 1 and 5000",
+        ));
+    }
+    let timeout = Duration::from_millis(timeout_ms);
+    Ok(Fleet {
+        endpoint: Endpoint {
+            cluster: cluster.to_string(),
+            authority: spec
+                .authority
+                .clone()
+                .unwrap_or_else(|| cluster.to_string()),
+            timeout,
+        },
+        prefix: prefix.to_string(),
+        leases: Leases::new(ttl_secs, skew_secs, timeout),
+        allow_on_unavailable: spec.on_unavailable == Some(OnUnavailable::Allow),
+    })
 }
 
 fn compile_rule(spec: &RuleSpec, keys: &[Key]) -> Result<Rule, ConfigError> {
@@ -202,6 +354,34 @@ fn compile_rule(spec: &RuleSpec, keys: &[Key]) -> Result<Rule, ConfigError> {
 
 use crate::time::unix_secs as secs;
 
+/// What is single-use: the nonce, or (no nonce, allowed by the policy) the signature itself.
+fn nonce_id(v: &signing::Verified) -> &[u8] {
+    match &v.nonce {
+        Some(n) => n.as_bytes(),
+        None => v.signature.as_slice(),
+    }
+}
+
+fn nonce_verdict(outcome: NonceOutcome) -> Verdict {
+    match outcome {
+        NonceOutcome::Fresh => Verdict::Continue,
+        NonceOutcome::Replayed => Verdict::Deny(replayed()),
+        NonceOutcome::Full => Verdict::Deny(
+            Rejection::new(
+                503,
+                "signature.replay_cache_full",
+                "too many signed requests in the replay window; retry later",
+            )
+            .with_header("retry-after", "10"),
+        ),
+        NonceOutcome::Unavailable => Verdict::Deny(Rejection::new(
+            503,
+            "signature.replay_cache_unavailable",
+            "the replay cache is unavailable",
+        )),
+    }
+}
+
 /// A signature denial: 401 problem+json (replay-cache failures are answered in `remember`).
 fn reject(e: &SigError) -> Rejection {
     Rejection::new(401, e.code(), e.to_string()).with_header("www-authenticate", "Signature")
@@ -230,8 +410,8 @@ impl RequestSigning {
     /// The replay check, last: only a signature that verified may take a place in the cache.
     /// Other signatures the request carried that were skipped are reported (counted, logged).
     fn remember(&self, v: &signing::Verified, env: &Env) -> Verdict {
-        match self.spend(v, env) {
-            Verdict::Continue if !v.skipped.is_empty() => Verdict::Report(Rejection::new(
+        let report = (!v.skipped.is_empty()).then(|| {
+            Rejection::new(
                 400,
                 "signature.skipped",
                 format!(
@@ -243,41 +423,104 @@ impl RequestSigning {
                         .collect::<Vec<_>>()
                         .join(", ")
                 ),
+            )
+        });
+        if let Some(fleet) = &self.fleet {
+            return self.ask_fleet(fleet, v, report, env);
+        }
+        match (self.spend(v, env), report) {
+            (Verdict::Continue, Some(r)) => Verdict::Report(r),
+            (verdict, _) => verdict,
+        }
+    }
+
+    /// `replay_store: etcd`: refused at once if this Envoy saw the nonce; otherwise one atomic
+    /// insert-if-absent in the store decides (in `on_answers`).
+    fn ask_fleet(
+        &self,
+        fleet: &Fleet,
+        v: &signing::Verified,
+        report: Option<Rejection>,
+        env: &Env,
+    ) -> Verdict {
+        let id = nonce_id(v).to_vec();
+        let now = secs(env.now);
+        if self.nonces.seen(env.store, &v.keyid, &id, now) {
+            return Verdict::Deny(replayed());
+        }
+        let pending = Pending {
+            keyid: v.keyid.clone(),
+            id,
+            created: u64::try_from(v.created).unwrap_or(0),
+            lease: 0,
+            report,
+        };
+        let Some(lease) = fleet.leases.current(i64::try_from(now).unwrap_or(i64::MAX)) else {
+            return self.store_unavailable(fleet, &pending, "no lease granted yet", env);
+        };
+        let key = etcd::nonce_key(&fleet.prefix, &pending.keyid, &pending.id);
+        // The value: when the nonce may be forgotten (for whoever reads the store).
+        let until = pending
+            .created
+            .max(now)
+            .saturating_add(self.nonces.ttl_secs())
+            .to_string();
+        let call = fleet.endpoint.txn_insert(0, &key, until.as_bytes(), lease);
+        match Ask::new(vec![call], Resume::new(Pending { lease, ..pending })) {
+            Some(ask) => Verdict::Ask(ask),
+            None => Verdict::Deny(Rejection::new(
+                500,
+                "internal",
+                "the request could not be checked",
             )),
+        }
+    }
+
+    /// No decision from the store: the policy's `on_unavailable`, never a silent pass.
+    fn store_unavailable(&self, fleet: &Fleet, p: &Pending, why: &str, env: &Env) -> Verdict {
+        log::warn!("portcullis request_signing: replay store unavailable: {why}");
+        let r = Rejection::new(
+            503,
+            "signature.replay_store_unavailable",
+            "the replay store is unavailable; retry later, signed anew",
+        )
+        .with_header("retry-after", "1");
+        if !fleet.allow_on_unavailable {
+            return Verdict::Deny(r);
+        }
+        // Fail open, counted: this Envoy's cache alone decides.
+        match self.spend_local(p, env) {
+            Verdict::Continue => Verdict::Pass {
+                ops: Vec::new(),
+                reports: std::iter::once(Rejection {
+                    detail: "the replay store is unavailable; accepted on this Envoy's cache alone"
+                        .into(),
+                    ..r
+                })
+                .chain(p.report.clone())
+                .collect(),
+            },
             verdict => verdict,
         }
     }
 
+    /// Remember a nonce in this Envoy's cache.
+    fn spend_local(&self, p: &Pending, env: &Env) -> Verdict {
+        let outcome =
+            self.nonces
+                .check_and_remember(env.store, &p.keyid, &p.id, p.created, secs(env.now));
+        nonce_verdict(outcome)
+    }
+
     fn spend(&self, v: &signing::Verified, env: &Env) -> Verdict {
-        let id = match &v.nonce {
-            Some(n) => n.as_bytes(),
-            // No nonce (allowed by the policy): the signature itself is single-use.
-            None => v.signature.as_slice(),
-        };
         let created = u64::try_from(v.created).unwrap_or(0);
-        match self
-            .nonces
-            .check_and_remember(env.store, &v.keyid, id, created, secs(env.now))
-        {
-            NonceOutcome::Fresh => Verdict::Continue,
-            NonceOutcome::Replayed => Verdict::Deny(
-                Rejection::new(401, "signature.replayed", "this signature was already used")
-                    .with_header("www-authenticate", "Signature"),
-            ),
-            NonceOutcome::Full => Verdict::Deny(
-                Rejection::new(
-                    503,
-                    "signature.replay_cache_full",
-                    "too many signed requests in the replay window; retry later",
-                )
-                .with_header("retry-after", "10"),
-            ),
-            NonceOutcome::Unavailable => Verdict::Deny(Rejection::new(
-                503,
-                "signature.replay_cache_unavailable",
-                "the replay cache is unavailable",
-            )),
-        }
+        nonce_verdict(self.nonces.check_and_remember(
+            env.store,
+            &v.keyid,
+            nonce_id(v),
+            created,
+            secs(env.now),
+        ))
     }
 
     fn verify_headers(
@@ -353,11 +596,10 @@ impl RequestSigning {
     }
 }
 
-impl Control for RequestSigning {
-    type Policy = Policy;
-    const NAME: &'static str = "request_signing";
-
-    fn build(policy: Policy) -> Result<Self, ConfigError> {
+impl RequestSigning {
+    /// [`Control::build`] for a host with these capabilities (`replay_store: etcd` needs
+    /// request-time callouts).
+    pub fn build_with(policy: Policy, caps: HostCapabilities) -> Result<Self, ConfigError> {
         let keys = keys::compile(&policy.keys)?;
         if let Some(l) = &policy.label {
             if !sfv::valid_key(l) {
@@ -390,13 +632,51 @@ impl Control for RequestSigning {
         }
         let routes =
             RouteTable::compile(&policy.routes, &policy.default, |r| compile_rule(r, &keys))?;
+        let nonces = NonceCache::new(
+            policy.window_secs,
+            policy.clock_skew_secs,
+            policy.nonce_capacity,
+        );
+        let store = &policy.replay_store;
+        let fleet = match store.kind {
+            StoreKind::Local => {
+                let etcd_only = [
+                    ("cluster", store.cluster.is_some()),
+                    ("authority", store.authority.is_some()),
+                    ("prefix", store.prefix.is_some()),
+                    ("timeout_ms", store.timeout_ms.is_some()),
+                    ("on_unavailable", store.on_unavailable.is_some()),
+                ];
+                if let Some((f, _)) = etcd_only.iter().find(|(_, set)| *set) {
+                    return Err(ConfigError::new(
+                        format!("replay_store.{f}"),
+                        "only with `kind: etcd`",
+                    ));
+                }
+                None
+            }
+            StoreKind::Etcd if !caps.request_callouts => {
+                return Err(ConfigError::new(
+                    "replay_store.kind",
+                    format!("`etcd` {NEEDS_REQUEST_CALLOUTS}"),
+                ))
+            }
+            StoreKind::Etcd if policy.mode == Mode::Sign => {
+                return Err(ConfigError::new(
+                    "replay_store",
+                    "a replay store is for `mode: verify` only",
+                ))
+            }
+            StoreKind::Etcd => Some(compile_fleet(
+                store,
+                nonces.ttl_secs(),
+                policy.clock_skew_secs,
+            )?),
+        };
         Ok(RequestSigning {
             mode: policy.mode,
-            nonces: NonceCache::new(
-                policy.window_secs,
-                policy.clock_skew_secs,
-                policy.nonce_capacity,
-            ),
+            nonces,
+            fleet,
             keys,
             label: policy.label,
             window_secs: policy.window_secs,
@@ -405,6 +685,15 @@ impl Control for RequestSigning {
             max_body_bytes: policy.max_body_bytes,
             routes,
         })
+    }
+}
+
+impl Control for RequestSigning {
+    type Policy = Policy;
+    const NAME: &'static str = "request_signing";
+
+    fn build(policy: Policy) -> Result<Self, ConfigError> {
+        Self::build_with(policy, HostCapabilities::CURRENT)
     }
 
     fn on_request(&self, req: &RequestView, env: &Env) -> Verdict {
@@ -449,6 +738,71 @@ impl Control for RequestSigning {
                     }
                 }
                 self.remember(&v, env)
+            }
+        }
+    }
+
+    fn on_answers(
+        &self,
+        _req: &RequestView,
+        _body: Option<&[u8]>,
+        state: &Resume,
+        answers: &[Answer],
+        env: &Env,
+    ) -> Verdict {
+        let (Some(fleet), Some(p)) = (&self.fleet, state.get::<Pending>()) else {
+            return Verdict::Deny(crate::control::unhandled_answers());
+        };
+        let outcome = match answers.first() {
+            Some(a) => etcd::parse_txn(a),
+            None => Insert::Unavailable("no answer"),
+        };
+        match outcome {
+            Insert::Inserted => {
+                // First use fleet-wide; remembered here too, so a replay to this Envoy is
+                // refused without a round trip. The store decided: the local outcome is moot.
+                let _ = self.spend_local(p, env);
+                match &p.report {
+                    Some(r) => Verdict::Report(r.clone()),
+                    None => Verdict::Continue,
+                }
+            }
+            Insert::Exists => {
+                let _ = self.spend_local(p, env);
+                Verdict::Deny(replayed())
+            }
+            Insert::LeaseGone => {
+                fleet.leases.forget(p.lease);
+                self.store_unavailable(fleet, p, "the lease is gone", env)
+            }
+            Insert::Unavailable(why) => self.store_unavailable(fleet, p, why, env),
+        }
+    }
+
+    fn tick_period(&self) -> Option<Duration> {
+        self.fleet.as_ref().map(|_| Duration::from_secs(1))
+    }
+
+    fn on_tick(&self, env: &Env) -> Vec<Callout> {
+        let Some(fleet) = &self.fleet else {
+            return Vec::new();
+        };
+        let now = i64::try_from(secs(env.now)).unwrap_or(i64::MAX);
+        fleet
+            .leases
+            .on_tick(&fleet.endpoint, LEASE_TAG, now)
+            .into_iter()
+            .collect()
+    }
+
+    fn on_callout_response(&self, tag: u64, resp: Option<CalloutResponse>, env: &Env) {
+        let Some(fleet) = &self.fleet else {
+            return;
+        };
+        if tag == LEASE_TAG {
+            let now = i64::try_from(secs(env.now)).unwrap_or(i64::MAX);
+            if fleet.leases.on_response(resp.as_ref(), now).is_none() {
+                log::warn!("portcullis request_signing: etcd lease grant failed");
             }
         }
     }

@@ -77,9 +77,45 @@ impl NonceCache {
         }
     }
 
+    /// Seconds a nonce is remembered after the later of its `created` and its first use.
+    pub fn ttl_secs(&self) -> u64 {
+        self.ttl_secs
+    }
+
     /// Nonces one shard holds.
     pub fn per_shard(&self) -> usize {
         self.per_shard
+    }
+
+    /// The shard key and entry hash of a nonce.
+    fn locate(&self, keyid: &str, nonce: &[u8]) -> Option<(String, [u8; HASH])> {
+        let mut h = Sha256::new();
+        h.update((keyid.len() as u64).to_be_bytes());
+        h.update(keyid.as_bytes());
+        h.update(nonce);
+        let digest = h.finalize();
+        let hash: [u8; HASH] = digest.get(..HASH)?.try_into().ok()?;
+        let pick = u64::from_be_bytes(digest.get(HASH..HASH + 8)?.try_into().ok()?);
+        Some((format!("{}.{}", self.prefix, pick % self.shards), hash))
+    }
+
+    /// Whether a live entry for this nonce is remembered here at `now` (read only: the fleet
+    /// store decides first, the nonce is remembered here after).
+    pub fn seen(&self, store: &dyn SharedStore, keyid: &str, nonce: &[u8], now: u64) -> bool {
+        let Some((key, hash)) = self.locate(keyid, nonce) else {
+            return false;
+        };
+        let Some((current, _)) = store.get(&key) else {
+            return false;
+        };
+        let entries: &[u8] = match current.split_first() {
+            Some((&VERSION, rest)) => rest,
+            _ => &[],
+        };
+        entries.chunks_exact(ENTRY).any(|e| {
+            let (h, t) = e.split_at(HASH);
+            h == hash && u64::from_be_bytes(t.try_into().unwrap_or([0; 8])) > now
+        })
     }
 
     /// Remember the nonce of a verified signature by `keyid`, created at `created`, seen at
@@ -92,16 +128,10 @@ impl NonceCache {
         created: u64,
         now: u64,
     ) -> Outcome {
-        let mut h = Sha256::new();
-        h.update((keyid.len() as u64).to_be_bytes());
-        h.update(keyid.as_bytes());
-        h.update(nonce);
-        let digest = h.finalize();
-        let (Some(hash), Some(pick)) = (digest.get(..HASH), digest.get(HASH..HASH + 8)) else {
+        let Some((key, hash)) = self.locate(keyid, nonce) else {
             return Outcome::Unavailable;
         };
-        let pick = u64::from_be_bytes(pick.try_into().unwrap_or([0; 8]));
-        let key = format!("{}.{}", self.prefix, pick % self.shards);
+        let hash = hash.as_slice();
         let expires = created.max(now).saturating_add(self.ttl_secs);
         for _ in 0..CAS_RETRIES {
             let Some((current, cas)) = store.get(&key) else {
@@ -301,6 +331,18 @@ mod tests {
             cache.check_and_remember(&s.inner, "k", b"mine", T, T),
             Outcome::Replayed
         );
+    }
+
+    #[test]
+    fn seen_reads_without_remembering() {
+        let c = NonceCache::new(300, 30, 1000);
+        let s = MemoryStore::default();
+        assert!(!c.seen(&s, "k", b"n", T));
+        assert!(!c.seen(&s, "k", b"n", T), "reading remembered nothing");
+        assert_eq!(c.check_and_remember(&s, "k", b"n", T, T), Outcome::Fresh);
+        assert!(c.seen(&s, "k", b"n", T + 359));
+        assert!(!c.seen(&s, "k2", b"n", T));
+        assert!(!c.seen(&s, "k", b"n", T + 360), "expired");
     }
 
     #[test]

@@ -840,3 +840,385 @@ fn sign_mode_covers_a_listed_content_digest_without_a_body() {
     };
     assert!(input.contains("\"content-digest\""), "{input}");
 }
+
+mod fleet {
+    //! `replay_store: etcd`: the control's side of the store, driven through ask → answers →
+    //! verdict with a store played in memory (tests/etcd_store.rs plays it with a real etcd).
+    use super::*;
+    use crate::callout::{Answer, CalloutFailure, CalloutResponse, HostCapabilities};
+    use crate::control::parse_policy;
+    use std::cell::RefCell;
+    use std::collections::HashSet;
+
+    fn store_policy(on_unavailable: &str) -> String {
+        policy(&format!(
+            r#", "replay_store": {{"kind": "etcd", "cluster": "etcd", "prefix": "/portcullis/test/",
+                 "timeout_ms": 200, "on_unavailable": "{on_unavailable}"}}"#
+        ))
+    }
+
+    fn fleet_control(on_unavailable: &str) -> RequestSigning {
+        let p: Policy = parse_policy(store_policy(on_unavailable).as_bytes()).unwrap();
+        RequestSigning::build_with(p, HostCapabilities::ALL).unwrap()
+    }
+
+    /// Grant the control a lease as the host's background work would.
+    fn with_lease(c: &RequestSigning, store: &MemoryStore, now: u64) {
+        let env = Env {
+            now: at(now),
+            store,
+        };
+        let calls = c.on_tick(&env);
+        assert_eq!(calls.len(), 1, "one lease grant");
+        assert_eq!(calls[0].path, "/v3/lease/grant");
+        let resp = CalloutResponse {
+            status: 200,
+            body: br#"{"header":{},"ID":"694d77aa9e38260f","TTL":"900"}"#.to_vec(),
+        };
+        // An id etcd writes in decimal.
+        let resp = CalloutResponse {
+            body: String::from_utf8(resp.body)
+                .unwrap()
+                .replace("694d77aa9e38260f", "7587862072907589135")
+                .into_bytes(),
+            ..resp
+        };
+        c.on_callout_response(calls[0].tag, Some(resp), &env);
+        assert!(c.on_tick(&env).is_empty(), "the lease is fresh");
+    }
+
+    /// etcd in memory: the txn's compare on `create_revision` 0, put only when it holds.
+    #[derive(Default)]
+    struct MemEtcd {
+        keys: RefCell<HashSet<String>>,
+        calls: RefCell<usize>,
+    }
+
+    impl MemEtcd {
+        fn answer(&self, c: &Callout) -> Answer {
+            *self.calls.borrow_mut() += 1;
+            assert_eq!(
+                (c.path.as_str(), c.cluster.as_str()),
+                ("/v3/kv/txn", "etcd")
+            );
+            let b: serde_json::Value = serde_json::from_slice(c.body.as_deref().unwrap()).unwrap();
+            assert_eq!(b["compare"][0]["target"], "CREATE");
+            assert_eq!(b["compare"][0]["create_revision"], "0");
+            assert_eq!(
+                b["success"][0]["request_put"]["lease"],
+                "7587862072907589135"
+            );
+            let key = b["compare"][0]["key"].as_str().unwrap().to_string();
+            let fresh = self.keys.borrow_mut().insert(key);
+            let body = if fresh {
+                r#"{"header":{"revision":"2"},"succeeded":true}"#
+            } else {
+                r#"{"header":{"revision":"2"}}"#
+            };
+            Ok(CalloutResponse {
+                status: 200,
+                body: body.into(),
+            })
+        }
+    }
+
+    /// Both phases and the ask, as the host runs them.
+    fn drive(
+        c: &RequestSigning,
+        case: &Case,
+        store: &MemoryStore,
+        now: u64,
+        answer: impl Fn(&Callout) -> Answer,
+    ) -> (Verdict, bool) {
+        let env = Env {
+            now: at(now),
+            store,
+        };
+        let view = case.view();
+        let (v, body) = match c.on_request(&view, &env) {
+            Verdict::NeedBody { .. } => (c.on_request_body(&view, &case.body, &env), true),
+            v => (v, false),
+        };
+        match v {
+            Verdict::Ask(ask) => {
+                let answers: Vec<Answer> = ask.callouts.iter().map(&answer).collect();
+                let body = body.then_some(case.body.as_slice());
+                (c.on_answers(&view, body, &ask.state, &answers, &env), true)
+            }
+            v => (v, false),
+        }
+    }
+
+    fn signed_post(created: u64) -> Case {
+        post("/orders?id=7", br#"{"a":1}"#).signed("a", SECRET_A, created, FULL)
+    }
+
+    #[test]
+    fn replay_store_etcd_is_refused_by_a_host_without_request_time_callouts() {
+        let p: Policy = crate::control::parse_policy(store_policy("deny").as_bytes()).unwrap();
+        let e = RequestSigning::build_with(p, HostCapabilities::NONE)
+            .err()
+            .unwrap();
+        assert_eq!(e.path, "replay_store.kind");
+        assert_eq!(
+            e.reason,
+            "`etcd` needs request-time callouts, which this host does not run"
+        );
+        // The proxy-wasm host runs them; `local` runs everywhere.
+        configure::<RequestSigning>(store_policy("deny").as_bytes()).unwrap();
+        configure::<RequestSigning>(policy(r#", "replay_store": {"kind": "local"}"#).as_bytes())
+            .unwrap();
+    }
+
+    #[test]
+    fn replay_store_policy_errors_name_the_field() {
+        let err = |store: &str| {
+            let p: Result<Policy, _> =
+                parse_policy(policy(&format!(r#", "replay_store": {store}"#)).as_bytes());
+            match p {
+                Err(e) => e,
+                Ok(p) => RequestSigning::build_with(p, HostCapabilities::ALL).unwrap_err(),
+            }
+        };
+        let e = err(r#"{"kind": "etcd", "cluster": "etcd", "prefix": "/p/", "timeout_ms": 0}"#);
+        assert_eq!(e.path, "replay_store.timeout_ms");
+        let e = err(r#"{"kind": "etcd", "cluster": "etcd", "prefix": "a b"}"#);
+        assert_eq!(e.path, "replay_store.prefix");
+        let e = err(r#"{"kind": "etcd", "cluster": "", "prefix": "/p/"}"#);
+        assert_eq!(e.path, "replay_store.cluster");
+        let e = err(r#"{"kind": "etcd", "cluster": "etcd"}"#);
+        assert_eq!(e.path, "replay_store.prefix");
+        let e = err(r#"{"kind": "etcd", "prefix": "/p/"}"#);
+        assert_eq!(e.path, "replay_store.cluster");
+        let e = err(r#"{"kind": "local", "prefix": "/p/"}"#);
+        assert_eq!(e.path, "replay_store.prefix");
+        assert_eq!(e.reason, "only with `kind: etcd`");
+        let e = err(r#"{"kind": "etcd", "cluster": "etcd", "prefix": "/p/", "ttl": 1}"#);
+        assert!(e.reason.contains("unknown field `ttl`"), "{e}");
+        let e = err(r#"{"kind": "redis"}"#);
+        assert!(e.path.starts_with("replay_store"), "{e}");
+        assert!(e.reason.contains("unknown variant `redis`"), "{e}");
+        let e = err(
+            r#"{"kind": "etcd", "cluster": "etcd", "prefix": "/p/", "on_unavailable": "pass"}"#,
+        );
+        assert_eq!(e.path, "replay_store.on_unavailable");
+        let p: Policy = parse_policy(
+            policy(r#", "mode": "sign", "replay_store": {"kind": "etcd", "cluster": "etcd", "prefix": "/p/"}"#)
+                .as_bytes(),
+        )
+        .unwrap();
+        let e = RequestSigning::build_with(p, HostCapabilities::ALL).unwrap_err();
+        assert_eq!(e.path, "replay_store");
+    }
+
+    #[test]
+    fn a_request_accepted_by_one_replica_is_refused_as_a_replay_by_another() {
+        let etcd = MemEtcd::default();
+        let (a, b) = (fleet_control("deny"), fleet_control("deny"));
+        let (sa, sb) = (MemoryStore::default(), MemoryStore::default());
+        with_lease(&a, &sa, T0);
+        with_lease(&b, &sb, T0);
+        let case = signed_post(T0);
+        let (v, asked) = drive(&a, &case, &sa, T0 + 1, |c| etcd.answer(c));
+        assert!(asked);
+        assert_eq!(code(&v), "ok");
+        // Replayed to the other replica: its own cache never saw it, the store did.
+        let (v, asked) = drive(&b, &case, &sb, T0 + 2, |c| etcd.answer(c));
+        assert!(asked);
+        assert_eq!(code(&v), "signature.replayed");
+        assert_eq!(status(&v), 401);
+        // Replayed to either again: the local cache in front refuses it without a round trip.
+        for (c, s) in [(&a, &sa), (&b, &sb)] {
+            let (v, asked) = drive(c, &case, s, T0 + 3, |_| panic!("no round trip"));
+            assert!(!asked);
+            assert_eq!(code(&v), "signature.replayed");
+        }
+        assert_eq!(*etcd.calls.borrow(), 2);
+        // A fresh nonce passes on either.
+        let (v, _) = drive(&b, &signed_post(T0), &sb, T0 + 4, |c| etcd.answer(c));
+        assert_eq!(code(&v), "ok");
+    }
+
+    #[test]
+    fn skipped_signatures_are_still_reported_after_the_store_decides() {
+        let etcd = MemEtcd::default();
+        let c = fleet_control("deny");
+        let s = MemoryStore::default();
+        with_lease(&c, &s, T0);
+        let case = post("/orders?id=7", br#"{"a":1}"#)
+            .with_pair(r#"junk=("@method");keyid="a""#, "junk=AAAA")
+            .signed("a", SECRET_A, T0, FULL);
+        let (v, asked) = drive(&c, &case, &s, T0 + 1, |x| etcd.answer(x));
+        assert!(asked);
+        assert!(
+            matches!(v, Verdict::Report(ref r) if r.code == "signature.skipped"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn store_unavailable_fails_closed_by_default_and_spends_nothing_locally() {
+        let c = fleet_control("deny");
+        let s = MemoryStore::default();
+        with_lease(&c, &s, T0);
+        let case = signed_post(T0);
+        let failures: Vec<Answer> = vec![
+            Err(CalloutFailure::Timeout),
+            Err(CalloutFailure::Reset),
+            Err(CalloutFailure::NoCluster),
+            Ok(CalloutResponse {
+                status: 503,
+                body: br#"{"error":"etcdserver: request timed out","code":14}"#.to_vec(),
+            }),
+            Ok(CalloutResponse {
+                status: 200,
+                body: b"<html>".to_vec(),
+            }),
+        ];
+        for f in failures {
+            let (v, asked) = drive(&c, &case, &s, T0 + 1, |_| f.clone());
+            assert!(asked);
+            assert_eq!(code(&v), "signature.replay_store_unavailable", "{f:?}");
+            assert_eq!(status(&v), 503);
+        }
+        // Nothing was spent here (these answers say the store did not take it either): once
+        // the store answers, the same request passes, once.
+        let etcd = MemEtcd::default();
+        assert_eq!(
+            code(&drive(&c, &case, &s, T0 + 2, |x| etcd.answer(x)).0),
+            "ok"
+        );
+        assert_eq!(
+            code(&drive(&c, &case, &s, T0 + 3, |x| etcd.answer(x)).0),
+            "signature.replayed"
+        );
+    }
+
+    #[test]
+    fn store_unavailable_with_allow_passes_on_the_local_cache_and_is_reported() {
+        let c = fleet_control("allow");
+        let s = MemoryStore::default();
+        with_lease(&c, &s, T0);
+        let case = signed_post(T0);
+        let (v, _) = drive(&c, &case, &s, T0 + 1, |_| Err(CalloutFailure::Timeout));
+        match v {
+            Verdict::Pass { ops, reports } => {
+                assert!(ops.is_empty());
+                assert_eq!(reports.len(), 1);
+                assert_eq!(reports[0].code, "signature.replay_store_unavailable");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The local cache still refuses the replay here.
+        let (v, asked) = drive(&c, &case, &s, T0 + 2, |_| Err(CalloutFailure::Timeout));
+        assert!(!asked);
+        assert_eq!(code(&v), "signature.replayed");
+    }
+
+    #[test]
+    fn without_a_lease_nothing_is_inserted_and_the_policy_decides() {
+        let c = fleet_control("deny");
+        let s = MemoryStore::default();
+        // No tick answered yet: a put without a lease would keep the key forever.
+        let (v, asked) = drive(&c, &signed_post(T0), &s, T0, |_| panic!("no call"));
+        assert!(!asked);
+        assert_eq!(code(&v), "signature.replay_store_unavailable");
+    }
+
+    #[test]
+    fn a_lost_lease_is_replaced_at_the_next_tick() {
+        let c = fleet_control("deny");
+        let s = MemoryStore::default();
+        with_lease(&c, &s, T0);
+        let gone = Ok(CalloutResponse {
+            status: 404,
+            body: br#"{"error":"etcdserver: requested lease not found","code":5}"#.to_vec(),
+        });
+        let (v, _) = drive(&c, &signed_post(T0), &s, T0 + 1, |_| gone.clone());
+        assert_eq!(code(&v), "signature.replay_store_unavailable");
+        let env = Env {
+            now: at(T0 + 1),
+            store: &s,
+        };
+        let calls = c.on_tick(&env);
+        assert_eq!(calls.len(), 1);
+        assert_eq!(calls[0].path, "/v3/lease/grant");
+    }
+
+    /// In a guard chain, request-signing asks from the body phase (its digest is checked
+    /// first), and content-type after it still checks the body once the store answered.
+    #[test]
+    fn in_a_chain_the_members_after_the_store_still_run() {
+        use crate::chain::{build_dyn, Chain};
+        use crate::controls::content_type::ContentType;
+        let etcd = MemEtcd::default();
+        let chain = |c: RequestSigning| {
+            Chain::new(vec![
+                Box::new(c),
+                build_dyn::<ContentType>(&serde_json::json!({})).unwrap(),
+            ])
+            .unwrap()
+        };
+        let (a, b) = (chain(fleet_control("deny")), chain(fleet_control("deny")));
+        let (sa, sb) = (MemoryStore::default(), MemoryStore::default());
+        let run = |g: &Chain, s: &MemoryStore, case: &Case| {
+            let env = Env {
+                now: at(T0 + 1),
+                store: s,
+            };
+            let view = case.view();
+            assert!(matches!(
+                g.on_request(&view, &env),
+                Verdict::NeedBody { .. }
+            ));
+            match g.on_request_body(&view, &case.body, &env) {
+                Verdict::Ask(ask) => {
+                    let answers: Vec<Answer> =
+                        ask.callouts.iter().map(|c| etcd.answer(c)).collect();
+                    g.on_answers(&view, Some(&case.body), &ask.state, &answers, &env)
+                }
+                v => v,
+            }
+        };
+        // Leases for both (the chain's ticks carry the member index in the tag).
+        for (g, s) in [(&a, &sa), (&b, &sb)] {
+            let env = Env {
+                now: at(T0),
+                store: s,
+            };
+            let calls = g.on_tick(&env);
+            assert_eq!(calls.len(), 1);
+            let resp = CalloutResponse {
+                status: 200,
+                body: br#"{"ID":"7587862072907589135","TTL":"900"}"#.to_vec(),
+            };
+            g.on_callout_response(calls[0].tag, Some(resp), &env);
+        }
+        let case = signed_post(T0);
+        let v = run(&a, &sa, &case);
+        assert!(
+            matches!(v, Verdict::Pass { ref ops, ref reports } if ops.is_empty() && reports.is_empty()),
+            "{v:?}"
+        );
+        // Replayed to the other replica's chain: refused by the store's answer.
+        assert_eq!(code(&run(&b, &sb, &case)), "signature.replayed");
+        // A body content-type refuses, signed correctly: the store is asked (the signature is
+        // good), then content-type refuses it.
+        let bad = post("/orders?id=8", b"{not json").signed("a", SECRET_A, T0, FULL);
+        let v = run(&a, &sa, &bad);
+        assert_eq!(code(&v), "content_type.body_mismatch");
+    }
+
+    #[test]
+    fn answers_with_a_state_that_is_not_ours_fail_closed() {
+        let c = fleet_control("deny");
+        let s = MemoryStore::default();
+        let env = Env {
+            now: at(T0),
+            store: &s,
+        };
+        let view = signed_post(T0).view();
+        let v = c.on_answers(&view, None, &crate::callout::Resume::new(()), &[], &env);
+        assert_eq!(code(&v), "internal.unhandled_answers");
+    }
+}

@@ -1,0 +1,33 @@
+//! The downstream connection facts a [`RequestView`](crate::RequestView) carries, read from
+//! Envoy's attributes (one function, so a runtime adapter can supply its own).
+//!
+//! - `source.address`: the client address Envoy's connection manager settled on, `ip:port`
+//!   (`[v6]:port`): the TCP peer with `use_remote_address: true` and no `xff_num_trusted_hops`;
+//!   otherwise an entry of `x-forwarded-for` (with `use_remote_address: false`, the last one).
+//!   Envoy exposes no other peer address to proxy-wasm.
+//! - `connection.tls_version`: present (`TLSv1.3`) only on a TLS connection.
+
+use std::net::{IpAddr, SocketAddr};
+
+use proxy_wasm::traits::Context;
+
+use crate::request::Connection;
+
+pub fn read(ctx: &dyn Context) -> Connection {
+    let text = |path: Vec<&str>| {
+        ctx.get_property(path)
+            .and_then(|b| String::from_utf8(b).ok())
+    };
+    Connection {
+        peer: text(vec!["source", "address"]).and_then(|a| parse_addr(&a)),
+        tls: text(vec!["connection", "tls_version"]).is_some_and(|v| !v.is_empty()),
+    }
+}
+
+/// `1.2.3.4:80`, `[::1]:80`, or a bare address.
+pub fn parse_addr(a: &str) -> Option<IpAddr> {
+    a.parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| a.parse::<IpAddr>())
+        .ok()
+}
