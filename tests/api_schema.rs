@@ -49,7 +49,10 @@ fn oas_paths_unknown_path_is_404_and_undeclared_method_is_405_with_allow() {
     r.assert_problem(405, "api_schema.method_not_allowed");
     assert_eq!(r.header("allow"), Some("GET, DELETE"));
     assert!(e.upstream_seen().is_empty());
-    assert_eq!(e.counter("api_schema", "denied", "api_schema.unknown_path"), 1);
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.unknown_path"),
+        1
+    );
 }
 
 #[test]
@@ -77,7 +80,10 @@ fn oas_request_body_media_type_and_schema() {
     );
     r.assert_problem(400, "api_schema.invalid_body");
     let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
-    assert!(detail.contains("`/id`") && detail.contains("readOnly"), "{detail}");
+    assert!(
+        detail.contains("`/id`") && detail.contains("readOnly"),
+        "{detail}"
+    );
     let r = e.post(
         "/v1/orders",
         JSON,
@@ -112,4 +118,23 @@ fn invalid_contract_is_refused_at_load() {
         {"$ref": "https://evil.example/p.json"}]}}}}});
     let log = envoy().wasm("api-schema", bad).start_expect_exit();
     assert!(log.contains("remote reference"), "{log}");
+}
+
+#[test]
+fn inside_guard_api_schema_chains_with_content_type() {
+    let doc: Value =
+        serde_json::from_str(include_str!("data/orders-openapi.json")).expect("contract");
+    let p = json!({
+        "chain": ["api_schema", "content_type"],
+        "api_schema": {"openapi": doc},
+        "content_type": {"default": {"allow": ["application/json"], "allow_empty_body": true}}
+    });
+    let e = envoy().wasm("guard", p).start();
+    let r = e.post("/v1/orders", JSON, GOOD_ORDER);
+    assert_eq!(r.status, 200, "{}", r.text());
+    e.get("/v1/shadow", &[])
+        .assert_problem(404, "api_schema.unknown_path");
+    e.post("/v1/orders", JSON, br#"{"items":[]}"#)
+        .assert_problem(400, "api_schema.invalid_body");
+    assert_eq!(e.upstream_seen().len(), 1);
 }

@@ -25,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "api_key",
     "csrf",
     "request_signing",
+    "api_schema",
     "content_type",
     "error_shield",
 ];
@@ -32,8 +33,7 @@ pub const NAMES: &[&str] = &[
 /// Controls that run only as their own module, never in a guard chain.
 /// payload_crypto rewrites bodies (a rewrite ends a chain's body phase, so later members would
 /// not see it) and its ciphers would take guard.wasm past the 1 MiB budget.
-/// api_schema runs as its own module for now: not yet measured inside guard's 1 MiB budget.
-pub const STANDALONE: &[&str] = &["payload_crypto", "api_schema"];
+pub const STANDALONE: &[&str] = &["payload_crypto"];
 
 /// Build a chain member from its name and policy; `None` for a name not in [`NAMES`].
 pub fn build_by_name(
@@ -48,6 +48,7 @@ pub fn build_by_name(
         "request_signing" => build_dyn::<request_signing::RequestSigning>(policy),
         "jwt_auth" => build_dyn::<jwt_auth::JwtAuth>(policy),
         "header_guard" => build_dyn::<header_guard::HeaderGuard>(policy),
+        "api_schema" => build_dyn::<api_schema::ApiSchema>(policy),
         _ => return None,
     })
 }
