@@ -124,7 +124,7 @@ profile: setup
 	node --no-warnings bench/profile.mjs target/profile/variant.json "$(VARIANT)" 20000 target/profile/dist
 
 ## schemas: regenerate schemas/<module>.json from the policy types
-SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth header-guard
+SCHEMA_MODULES = content-type error-shield guard csrf api-key payload-crypto request-signing jwt-auth header-guard api-schema
 schemas:
 	cargo build --bin portcullis
 	@for m in $(SCHEMA_MODULES); do target/debug/portcullis schema $$m > schemas/$$m.json; done

@@ -1,6 +1,7 @@
 //! The security controls: pure decisions, no proxy-wasm types.
 
 pub mod api_key;
+pub mod api_schema;
 pub mod content_type;
 pub mod csrf;
 pub mod error_shield;
@@ -24,6 +25,7 @@ pub const NAMES: &[&str] = &[
     "api_key",
     "csrf",
     "request_signing",
+    "api_schema",
     "content_type",
     "error_shield",
 ];
@@ -46,6 +48,7 @@ pub fn build_by_name(
         "request_signing" => build_dyn::<request_signing::RequestSigning>(policy),
         "jwt_auth" => build_dyn::<jwt_auth::JwtAuth>(policy),
         "header_guard" => build_dyn::<header_guard::HeaderGuard>(policy),
+        "api_schema" => build_dyn::<api_schema::ApiSchema>(policy),
         _ => return None,
     })
 }
@@ -66,6 +69,7 @@ pub fn control_schema(name: &str) -> Option<Value> {
         "request_signing" => generator.into_root_schema_for::<request_signing::Policy>(),
         "jwt_auth" => generator.into_root_schema_for::<jwt_auth::Policy>(),
         "header_guard" => generator.into_root_schema_for::<header_guard::Policy>(),
+        "api_schema" => generator.into_root_schema_for::<api_schema::Policy>(),
         _ => return None,
     };
     serde_json::to_value(schema).ok()
@@ -107,6 +111,7 @@ pub fn build_module(
         "guard" => Some(build_dyn::<guard::Guard>(policy)),
         "noop" => Some(build_dyn::<noop::Noop>(policy)),
         "payload_crypto" => Some(build_dyn::<payload_crypto::PayloadCrypto>(policy)),
+        "api_schema" => Some(build_dyn::<api_schema::ApiSchema>(policy)),
         name => build_by_name(name, policy),
     }
 }

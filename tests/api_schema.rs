@@ -1,0 +1,140 @@
+//! api-schema in a real Envoy, with the orders contract of tests/data/orders-openapi.json:
+//! declared operations pass unchanged, each class of violation gets its problem, report mode
+//! blocks nothing and counts.
+
+mod support;
+
+use serde_json::{json, Value};
+use support::*;
+
+const GOOD_ORDER: &[u8] =
+    br#"{"items":[{"sku":"AB-123","qty":2}],"payment":{"kind":"card","token":"tok_12345678"}}"#;
+const UUID: &str = "7d3f1c2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f";
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
+fn policy(extra: Value) -> String {
+    let doc: Value =
+        serde_json::from_str(include_str!("data/orders-openapi.json")).expect("contract");
+    let mut p = json!({ "openapi": doc, "reject_undeclared_query": true });
+    if let (Some(o), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    p.to_string()
+}
+
+fn start(extra: Value) -> Envoy {
+    envoy().wasm("api-schema", policy(extra)).start()
+}
+
+#[test]
+fn declared_operations_reach_the_upstream_unchanged() {
+    let e = start(json!({}));
+    let r = e.get("/v1/orders?status=open&status=shipped&limit=10", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = e.get(&format!("/v1/orders/{UUID}"), &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = e.post("/v1/orders", JSON, GOOD_ORDER);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let seen = e.upstream_seen();
+    assert_eq!(seen.len(), 3);
+    assert_eq!(seen[2].body.as_bytes(), GOOD_ORDER);
+}
+
+#[test]
+fn oas_paths_unknown_path_is_404_and_undeclared_method_is_405_with_allow() {
+    let e = start(json!({}));
+    e.get("/v1/admin/debug", &[])
+        .assert_problem(404, "api_schema.unknown_path");
+    let r = e.request("PUT", &format!("/v1/orders/{UUID}"), JSON, b"{}");
+    r.assert_problem(405, "api_schema.method_not_allowed");
+    assert_eq!(r.header("allow"), Some("GET, DELETE"));
+    assert!(e.upstream_seen().is_empty());
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.unknown_path"),
+        1
+    );
+}
+
+#[test]
+fn oas_parameters_schema_and_undeclared_query() {
+    let e = start(json!({}));
+    e.get("/v1/orders/42", &[])
+        .assert_problem(400, "api_schema.invalid_parameter");
+    e.get("/v1/orders?limit=1000", &[])
+        .assert_problem(400, "api_schema.invalid_parameter");
+    e.get("/v1/orders?admin=true", &[])
+        .assert_problem(400, "api_schema.undeclared_query");
+    assert!(e.upstream_seen().is_empty());
+}
+
+#[test]
+fn oas_request_body_media_type_and_schema() {
+    let e = start(json!({}));
+    e.post("/v1/orders", &[("content-type", "text/plain")], b"x")
+        .assert_problem(415, "api_schema.unsupported_media_type");
+    // Mass assignment: a readOnly id and an undeclared price.
+    let r = e.post(
+        "/v1/orders",
+        JSON,
+        br#"{"id":"o-1","items":[{"sku":"AB-123","qty":2}],"payment":{"kind":"card","token":"tok_12345678"}}"#,
+    );
+    r.assert_problem(400, "api_schema.invalid_body");
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(
+        detail.contains("`/id`") && detail.contains("readOnly"),
+        "{detail}"
+    );
+    let r = e.post(
+        "/v1/orders",
+        JSON,
+        br#"{"items":[{"sku":"AB-123","qty":2,"price":0}],"payment":{"kind":"card","token":"tok_secret99"}}"#,
+    );
+    r.assert_problem(400, "api_schema.invalid_body");
+    assert!(!r.text().contains("tok_secret99"), "{}", r.text());
+    assert!(e.upstream_seen().is_empty());
+}
+
+#[test]
+fn report_mode_blocks_nothing_and_counts() {
+    let e = start(json!({"mode": "report"}));
+    let r = e.get("/v1/shadow-endpoint", &[]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = e.post("/v1/orders", JSON, br#"{"items":[]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(e.upstream_seen().len(), 2);
+    assert_eq!(
+        e.counter("api_schema", "reported", "api_schema.unknown_path"),
+        1
+    );
+    assert_eq!(
+        e.counter("api_schema", "reported", "api_schema.invalid_body"),
+        1
+    );
+}
+
+#[test]
+fn invalid_contract_is_refused_at_load() {
+    let bad = json!({"openapi": {"openapi": "3.0.3", "paths": {"/t": {"get": {"parameters": [
+        {"$ref": "https://evil.example/p.json"}]}}}}});
+    let log = envoy().wasm("api-schema", bad).start_expect_exit();
+    assert!(log.contains("remote reference"), "{log}");
+}
+
+#[test]
+fn inside_guard_api_schema_chains_with_content_type() {
+    let doc: Value =
+        serde_json::from_str(include_str!("data/orders-openapi.json")).expect("contract");
+    let p = json!({
+        "chain": ["api_schema", "content_type"],
+        "api_schema": {"openapi": doc},
+        "content_type": {"default": {"allow": ["application/json"], "allow_empty_body": true}}
+    });
+    let e = envoy().wasm("guard", p).start();
+    let r = e.post("/v1/orders", JSON, GOOD_ORDER);
+    assert_eq!(r.status, 200, "{}", r.text());
+    e.get("/v1/shadow", &[])
+        .assert_problem(404, "api_schema.unknown_path");
+    e.post("/v1/orders", JSON, br#"{"items":[]}"#)
+        .assert_problem(400, "api_schema.invalid_body");
+    assert_eq!(e.upstream_seen().len(), 1);
+}
