@@ -111,6 +111,7 @@ const CODE_PREFIXES: &[(&str, &[&str])] = &[
     ("header-guard", &["header_guard"]),
     ("jwt-auth", &["jwt"]),
     ("api-key", &["api_key"]),
+    ("api-schema", &["api_schema"]),
     ("csrf", &["csrf"]),
     ("request-signing", &["signature", "digest"]),
     ("content-type", &["content_type"]),
@@ -123,6 +124,7 @@ const CODE_PREFIXES: &[(&str, &[&str])] = &[
 /// between phases, test host names.
 const NOT_CODES: &[&str] = &[
     "api_key.grace",
+    "api_schema.op",
     "csrf.issue",
     "payload_crypto.request_key",
     "payload_crypto.response_key",

@@ -193,7 +193,16 @@ fn main() {
             let script = dir.join(format!("{i}.lua"));
             std::fs::write(&script, &v.wrk_script).unwrap();
             // Check the verdict once before loading: a bench of 4xx responses measures nothing.
-            let probe = v.probe(&e);
+            // A filter that calls out may answer 503 until its first background call is
+            // answered (the etcd store's first lease): wait for it, a few seconds at most.
+            let mut probe = v.probe(&e);
+            for _ in 0..50 {
+                if probe.status != 503 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(200));
+                probe = v.probe(&e);
+            }
             assert!(
                 probe.status == 200,
                 "{}: probe got {}: {}",
