@@ -140,27 +140,42 @@ pub fn all() -> Vec<Variant> {
 
 pub use crate::micro::{jwt, order_json};
 
-/// jwt-auth against Envoy's native jwt_authn: the same ES256 key and token (wrk sends one
-/// token for the whole run, so "cache off" (`cache_entries: 0`) verifies on every request).
-fn jwt_variants() -> Vec<Variant> {
-    let iss = "https://idp.example";
+const ISSUER: &str = "https://idp.example";
+
+/// The bench's ES256 JWKS and a token from it, valid for a day.
+fn es256_token() -> (Value, String) {
     let key = jwt::es256("bench");
     let keys = jwt::jwks(&[jwt::jwk_es256(&key, "bench")]);
     let token = jwt::sign_es256(
         &key,
-        &serde_json::json!({"iss": iss, "sub": "bench", "aud": "orders",
+        &serde_json::json!({"iss": ISSUER, "sub": "bench", "aud": "orders",
                             "iat": jwt::now(), "exp": jwt::now() + 86_400}),
     );
+    (keys, token)
+}
+
+/// jwt-auth against Envoy's native jwt_authn: the same ES256 key and token, cache against
+/// cache (jwt_authn's `jwt_cache_config`, jwt-auth's `cache_entries`) and without (wrk sends
+/// one token for the whole run, so a cache off verifies on every request).
+fn jwt_variants() -> Vec<Variant> {
+    let iss = ISSUER;
+    let (keys, token) = es256_token();
     let auth = format!("Bearer {token}");
-    let native = serde_json::json!({
-        "name": "envoy.filters.http.jwt_authn",
-        "typed_config": {
-            "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
-            "providers": {"idp": {"issuer": iss, "audiences": ["orders"], "forward": true,
-                                  "local_jwks": {"inline_string": keys.to_string()}}},
-            "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}]
+    let native = |cache: bool| {
+        let mut provider = serde_json::json!({"issuer": iss, "audiences": ["orders"], "forward": true,
+                                              "local_jwks": {"inline_string": keys.to_string()}});
+        if cache {
+            provider["jwt_cache_config"] = serde_json::json!({"jwt_cache_size": 100});
         }
-    });
+        serde_json::json!({
+            "name": "envoy.filters.http.jwt_authn",
+            "typed_config": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication",
+                "providers": {"idp": provider},
+                "rules": [{"match": {"prefix": "/"}, "requires": {"provider_name": "idp"}}]
+            }
+        })
+    };
     let policy = |cache: usize| {
         serde_json::json!({
             "providers": [{"name": "idp", "issuer": iss, "audiences": ["orders"],
@@ -171,8 +186,11 @@ fn jwt_variants() -> Vec<Variant> {
         .to_string()
     };
     vec![
-        Variant::new("jwt_authn native ES256")
-            .native(native)
+        Variant::new("jwt_authn native ES256 cache on")
+            .native(native(true))
+            .header("authorization", &auth),
+        Variant::new("jwt_authn native ES256 cache off")
+            .native(native(false))
             .header("authorization", &auth),
         Variant::new("jwt-auth.wasm ES256 cache on")
             .wasm("jwt-auth", &policy(1024))
@@ -254,14 +272,8 @@ pub fn signed(v: Variant) -> Variant {
 }
 
 fn four_controls() -> Vec<Variant> {
-    let iss = "https://idp.example";
-    let key = jwt::es256("bench");
-    let keys = jwt::jwks(&[jwt::jwk_es256(&key, "bench")]);
-    let token = jwt::sign_es256(
-        &key,
-        &serde_json::json!({"iss": iss, "sub": "bench", "aud": "orders",
-                            "iat": jwt::now(), "exp": jwt::now() + 86_400}),
-    );
+    let iss = ISSUER;
+    let (keys, token) = es256_token();
     let jwt_policy = serde_json::json!({
         "providers": [{"name": "idp", "issuer": iss, "audiences": ["orders"],
                        "algorithms": ["ES256"], "jwks": keys}],
