@@ -12,7 +12,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct Pending {
     /// Envoy's token of each dispatched call, and its place in `answers`.
-    tokens: Vec<(u32, usize)>,
+    tokens: Vec<(u64, usize)>,
     answers: Vec<Option<Answer>>,
     pub state: Resume,
     /// What the control asked from: `None` for `on_request`; the body (and the size of the
@@ -55,7 +55,7 @@ impl Pending {
     pub fn start(
         ask: &Ask,
         body: Option<(Vec<u8>, Option<usize>)>,
-        mut send: impl FnMut(Dispatch) -> Result<u32, CalloutFailure>,
+        mut send: impl FnMut(Dispatch) -> Result<u64, CalloutFailure>,
     ) -> Self {
         let mut tokens = Vec::with_capacity(ask.callouts.len());
         let mut answers = Vec::with_capacity(ask.callouts.len());
@@ -77,7 +77,7 @@ impl Pending {
     }
 
     /// Record the answer Envoy gave for `token`; false if the token is not one of ours.
-    pub fn answer(&mut self, token: u32, status: Option<u16>, body: Vec<u8>) -> bool {
+    pub fn answer(&mut self, token: u64, status: Option<u16>, body: Vec<u8>) -> bool {
         let Some(at) = self.tokens.iter().position(|(t, _)| *t == token) else {
             return false;
         };

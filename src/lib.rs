@@ -3,7 +3,7 @@
 //! Every control is a pure decision `(policy, request view, clock) -> verdict`
 //! ([`control::Control`]). The proxy-wasm glue in [`host`] is written once, generically, and each
 //! wasm module under `filters/` only picks which control it runs.
-// `unsafe` only where the ABI is declared by hand (src/host/writes.rs allows it, with a SAFETY
+// `unsafe` only where the ABI is declared by hand (src/host/wasm/writes.rs allows it, with a SAFETY
 // comment per block); denied everywhere else.
 #![deny(unsafe_code)]
 // Request data must never reach a panic: a panic traps the VM and fails every later request.
@@ -39,7 +39,7 @@ pub mod verdict;
 // HTTP Message Signatures (RFC 9421) and Content-Digest (RFC 9530): request-signing, the CLI.
 pub mod signing;
 
-#[cfg(feature = "host")]
+#[cfg(any(feature = "host", feature = "native"))]
 pub mod host;
 
 pub use control::{Control, Env};

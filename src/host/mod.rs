@@ -1,39 +1,15 @@
-//! The only code that touches proxy-wasm: a root context and an HTTP context, generic over a
-//! [`Control`], written once for every module.
+//! The only code that touches a runtime: the shared stream driver, written once, and one
+//! adapter per runtime that supplies its primitives.
 //!
-//! - root: parses and validates the policy on `on_configure` (false on any error, so Envoy
-//!   refuses the plugin), runs the control's background ticks and callouts;
-//! - http: builds a [`RequestView`](crate::RequestView), asks the control, applies the verdict.
+//! - [`driver`]: the per-stream state machine (views, verdicts, bodies, callouts, metrics, log
+//!   lines), over [`primitives::Primitives`];
+//! - `wasm` (feature `host`): proxy-wasm (Envoy's wasm filter, Istio);
+//! - `native` (feature `native`): Envoy dynamic modules (`libportcullis.so`).
 
-mod connection;
-mod http;
-mod metrics;
-mod root;
-mod store;
-mod writes;
+pub mod driver;
+pub mod primitives;
 
-use proxy_wasm::traits::Context;
-use proxy_wasm::types::LogLevel;
-
-use crate::control::Control;
-
-/// Register `C` as this wasm module's control. Call it from `proxy_wasm::main!`.
-pub fn register<C: Control>() {
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(root::Root::<C>::new()));
-}
-
-/// The answer Envoy holds for an HTTP call, from inside `on_http_call_response`: its status
-/// (none when the call ended without a response: reset, closed) and body.
-fn call_answer(ctx: &impl Context, body_size: usize) -> (Option<u16>, Vec<u8>) {
-    let status = ctx
-        .get_http_call_response_header(":status")
-        .and_then(|s| s.parse::<u16>().ok());
-    let body = if body_size == 0 {
-        Vec::new()
-    } else {
-        ctx.get_http_call_response_body(0, body_size)
-            .unwrap_or_default()
-    };
-    (status, body)
-}
+#[cfg(feature = "host")]
+mod wasm;
+#[cfg(feature = "host")]
+pub use wasm::register;

@@ -12,19 +12,13 @@ use super::metrics::Metrics;
 use super::store::ProxyStore;
 use crate::callout::CalloutResponse;
 use crate::control::{configure_module, Control, Env};
+use crate::host::driver::Shared;
 use crate::inflight::Dispatch;
-use crate::method_override::MethodOverride;
-
-/// What the root context shares with every HTTP context of this VM.
-pub struct Shared<C> {
-    pub control: C,
-    pub metrics: Metrics,
-    /// What to do with `X-HTTP-Method-Override` and its kin (the policy's top level).
-    pub method_override: MethodOverride,
-}
 
 pub struct Root<C: Control> {
+    /// What every HTTP context of this VM shares.
     shared: Option<Rc<Shared<C>>>,
+    metrics: Rc<Metrics>,
     /// proxy-wasm call token -> the control's tag.
     pending: RefCell<HashMap<u32, u64>>,
 }
@@ -33,6 +27,7 @@ impl<C: Control> Root<C> {
     pub fn new() -> Self {
         Root {
             shared: None,
+            metrics: Rc::new(Metrics::default()),
             pending: RefCell::new(HashMap::new()),
         }
     }
@@ -81,7 +76,6 @@ impl<C: Control> RootContext for Root<C> {
                 let period = control.tick_period();
                 self.shared = Some(Rc::new(Shared {
                     control,
-                    metrics: Metrics::default(),
                     method_override,
                 }));
                 if let Some(p) = period {
@@ -126,7 +120,10 @@ impl<C: Control> RootContext for Root<C> {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
-        Some(Box::new(Http::new(self.shared.clone())))
+        Some(Box::new(Http::new(
+            self.shared.clone(),
+            self.metrics.clone(),
+        )))
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -9,19 +9,23 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use proxy_wasm::traits::Context;
+use proxy_wasm::hostcalls;
 
 use crate::request::Connection;
 
-pub fn read(ctx: &dyn Context) -> Connection {
-    let text = |path: Vec<&str>| {
-        ctx.get_property(path)
-            .and_then(|b| String::from_utf8(b).ok())
-    };
+pub fn read() -> Connection {
     Connection {
-        peer: text(vec!["source", "address"]).and_then(|a| parse_addr(&a)),
-        tls: text(vec!["connection", "tls_version"]).is_some_and(|v| !v.is_empty()),
+        peer: property(&["source", "address"]).and_then(|a| parse_addr(&a)),
+        tls: property(&["connection", "tls_version"]).is_some_and(|v| !v.is_empty()),
     }
+}
+
+/// A string attribute of the stream (`None`: absent, or not UTF-8).
+pub fn property(path: &[&str]) -> Option<String> {
+    hostcalls::get_property(path.to_vec())
+        .ok()
+        .flatten()
+        .and_then(|b| String::from_utf8(b).ok())
 }
 
 /// `1.2.3.4:80`, `[::1]:80`, or a bare address.

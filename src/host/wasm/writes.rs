@@ -9,22 +9,9 @@
 //! comes back as `NotFound`, which the SDK handles.
 #![allow(unsafe_code)]
 
-use std::fmt;
-
 use proxy_wasm::types::{BufferType, MapType, StreamType};
 
-/// Envoy refused a call: which one, and the proxy-wasm status it answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Refused {
-    pub call: &'static str,
-    pub status: u32,
-}
-
-impl fmt::Display for Refused {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Envoy refused {} (status {})", self.call, self.status)
-    }
-}
+use crate::host::primitives::Refused;
 
 // The ABI's status is a u32 (0 = Ok); taken as a plain integer, not the SDK's enum, so that a
 // status the SDK does not know is an error here too, never an invalid enum value.
