@@ -100,11 +100,6 @@ impl<C: Control> Stream<C> {
         }
     }
 
-    /// This stream was answered locally (a denial, a replaced response).
-    pub fn replied(&self) -> bool {
-        self.replied
-    }
-
     fn env<'p, P: Primitives + ?Sized>(p: &'p P) -> Env<'p> {
         Env {
             now: p.now(),
@@ -326,15 +321,6 @@ impl<C: Control> Stream<C> {
             // Denied with a local reply instead: the request stays paused, nothing passes.
             let _ = self.refused(p, e);
         }
-    }
-
-    /// A fault the runtime caught outside the driver (a panic in a native hook): deny the
-    /// request, or replace the response, with the fail-closed problem.
-    pub fn fail_closed<P: Primitives + ?Sized>(&mut self, p: &mut P, detail: &str) -> Flow {
-        if self.replied {
-            return Flow::Pause;
-        }
-        self.deny(p, internal(detail))
     }
 
     // ----- verdicts -----
