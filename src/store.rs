@@ -32,17 +32,26 @@ impl SharedStore for MemoryStore {
     }
 
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        let mut map = self.map.borrow_mut();
-        let current = map.get(key).map(|(_, v)| *v);
-        if let (Some(want), Some(have)) = (cas, current) {
-            if want != have {
-                return Err(StoreError::CasMismatch);
-            }
-        }
-        let next = current.unwrap_or(0).wrapping_add(1);
-        map.insert(key.to_string(), (value.to_vec(), next));
-        Ok(())
+        cas_insert(&mut self.map.borrow_mut(), key, value, cas)
     }
+}
+
+/// [`SharedStore::set`] on a map of values and their versions: every in-memory store's write.
+pub fn cas_insert(
+    map: &mut HashMap<String, (Vec<u8>, u32)>,
+    key: &str,
+    value: &[u8],
+    cas: Option<u32>,
+) -> Result<(), StoreError> {
+    let current = map.get(key).map(|(_, v)| *v);
+    if let (Some(want), Some(have)) = (cas, current) {
+        if want != have {
+            return Err(StoreError::CasMismatch);
+        }
+    }
+    let next = current.unwrap_or(0).wrapping_add(1);
+    map.insert(key.to_string(), (value.to_vec(), next));
+    Ok(())
 }
 
 #[cfg(test)]

@@ -28,12 +28,15 @@ impl Outcome {
     }
 }
 
+/// The one request counter, labelled `module`, `result`, `code`.
+pub const COUNTER: &str = "portcullis_requests_total";
+
 /// Counter name: `portcullis_requests_total.module.<m>.result.<r>.code.<c>`. The shipped Envoy
 /// configs turn the three parts into Prometheus labels with `stats_tags` (see `envoy/envoy.yaml`);
 /// the code keeps its dots (`content_type.unsupported`).
 pub fn counter_name(module: &str, outcome: Outcome, code: &str) -> String {
     format!(
-        "portcullis_requests_total.module.{module}.result.{}.code.{code}",
+        "{COUNTER}.module.{module}.result.{}.code.{code}",
         outcome.as_str()
     )
 }

@@ -13,3 +13,6 @@ pub mod primitives;
 mod wasm;
 #[cfg(feature = "host")]
 pub use wasm::register;
+
+#[cfg(feature = "native")]
+pub mod native;

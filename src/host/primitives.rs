@@ -3,6 +3,7 @@
 //! ([`super::driver`]) is written once.
 
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 use std::time::SystemTime;
 
 use crate::callout::CalloutFailure;
@@ -78,4 +79,12 @@ pub trait Primitives {
     fn store(&self) -> &dyn SharedStore;
     /// Count one outcome: `portcullis_requests_total{module, result, code}` (see `telemetry`).
     fn count(&self, module: &'static str, outcome: Outcome, code: &'static str);
+}
+
+/// A client address as runtimes report it: `1.2.3.4:80`, `[::1]:80`, or a bare address.
+pub fn parse_addr(a: &str) -> Option<IpAddr> {
+    a.parse::<SocketAddr>()
+        .map(|s| s.ip())
+        .or_else(|_| a.parse::<IpAddr>())
+        .ok()
 }

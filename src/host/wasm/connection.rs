@@ -7,10 +7,9 @@
 //!   Envoy exposes no other peer address to proxy-wasm.
 //! - `connection.tls_version`: present (`TLSv1.3`) only on a TLS connection.
 
-use std::net::{IpAddr, SocketAddr};
-
 use proxy_wasm::hostcalls;
 
+use crate::host::primitives::parse_addr;
 use crate::request::Connection;
 
 pub fn read() -> Connection {
@@ -26,12 +25,4 @@ pub fn property(path: &[&str]) -> Option<String> {
         .ok()
         .flatten()
         .and_then(|b| String::from_utf8(b).ok())
-}
-
-/// `1.2.3.4:80`, `[::1]:80`, or a bare address.
-pub fn parse_addr(a: &str) -> Option<IpAddr> {
-    a.parse::<SocketAddr>()
-        .map(|s| s.ip())
-        .or_else(|_| a.parse::<IpAddr>())
-        .ok()
 }
