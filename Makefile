@@ -58,6 +58,7 @@ build: .wasm-target $(WASM_OPT)
 	cargo build --release --target $(WASM_TARGET) $(addprefix -p ,$(filter-out guard,$(FILTERS)))
 	cargo build --profile release-guard --target $(WASM_TARGET) -p guard
 	@$(MAKE) --no-print-directory $(WASM)
+	@$(MAKE) --no-print-directory native
 	@for f in $(FILTERS); do \
 	  size=$$(stat -c %s dist/$$f.wasm); \
 	  printf '%-28s %8d bytes\n' dist/$$f.wasm $$size; \
@@ -78,11 +79,22 @@ dist/%.wasm: target/$(WASM_TARGET)/release/$$(subst -,_,$$*).wasm $(WASM_OPT)
 	@mkdir -p dist
 	$(WASM_OPT) $(WASM_OPT_FLAGS) $< -o $@
 
+## native: every control as one Envoy dynamic module, dist/native/libportcullis.so (native/)
+.PHONY: native
+native:
+	cargo build --profile release-native -p portcullis-native
+	@mkdir -p dist/native
+	@cp target/release-native/libportcullis_native.so dist/native/libportcullis.so
+	@printf '%-28s %8d bytes\n' dist/native/libportcullis.so $$(stat -c %s dist/native/libportcullis.so)
+
 ## build-fault: test-only modules that trap or fail on a marker header (dist/fault/)
 build-fault: .wasm-target
 	cargo build --release --target $(WASM_TARGET) --target-dir target/fault -p content-type --features portcullis/fault-injection
 	@mkdir -p dist/fault
 	@cp target/fault/$(WASM_TARGET)/release/content_type.wasm dist/fault/content-type.wasm
+	cargo build --profile release-native --target-dir target/fault -p portcullis-native --features fault-injection
+	@mkdir -p dist/fault/native
+	@cp target/fault/release-native/libportcullis_native.so dist/fault/native/libportcullis.so
 
 ## run: Envoy on 127.0.0.1:10000 (admin :9901) in front of the echo upstream on :8081
 run: setup build
@@ -94,6 +106,8 @@ run: setup build
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build build-fault
 	cargo test --lib --bins --tests
+	# The real-Envoy tests again, with the controls in the native dynamic module.
+	PORTCULLIS_RUNTIME=native cargo test --tests
 	cargo test --doc
 	# The benchmarks are programs (harness = false): compile them, never run them here.
 	cargo build --benches

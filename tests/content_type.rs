@@ -244,11 +244,7 @@ fn invalid_policy_refuses_to_load_and_envoy_exits_naming_the_field() {
         log.contains("portcullis content_type: invalid policy: routes[0].allow[0]: `json` is not type/subtype"),
         "{log}"
     );
-    assert!(
-        log.contains("Unable to create Wasm HTTP filter")
-            || log.contains("Unable to create Wasm plugin"),
-        "{log}"
-    );
+    assert!(refused_at_load(&log), "{log}");
 }
 
 #[test]

@@ -506,7 +506,19 @@ impl<C: Control> Stream<C> {
         }
         let body = r.problem_body(self.req.as_ref().and_then(RequestView::request_id));
         self.replied = true;
-        let sent = p.send_response(r.status, &r.response_headers(), Some(body.as_bytes()));
+        let mut headers: Vec<(String, String)> = r
+            .response_headers()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if !p.own_reply_runs_response_hooks() {
+            self.own_reply_headers(p, r.status, &mut headers);
+        }
+        let headers: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let sent = p.send_response(r.status, &headers, Some(body.as_bytes()));
         // Not even a local reply is possible: reset the stream rather than let it continue;
         // if that is refused too, the stream stays paused (nothing passes) until the proxy's
         // timeouts end it.
@@ -520,6 +532,44 @@ impl<C: Control> Stream<C> {
             }
         }
         Flow::Pause
+    }
+
+    /// The header edits the control makes to its own local reply (header-guard's security
+    /// headers), for a runtime that does not pass that reply through the filter's response
+    /// hooks: asked now and written into the reply's headers.
+    fn own_reply_headers<P: Primitives + ?Sized>(
+        &mut self,
+        p: &P,
+        status: u16,
+        headers: &mut Vec<(String, String)>,
+    ) {
+        let Some(shared) = self.shared.clone() else {
+            return;
+        };
+        let req = self.req.take().unwrap_or_default();
+        let resp = ResponseView {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone().into_bytes()))
+                .collect(),
+        };
+        let verdict = shared.control.on_response(&req, &resp, &Self::env(p));
+        self.req = Some(req);
+        let Verdict::Pass { ops, .. } = verdict.into_pass() else {
+            return;
+        };
+        for op in ops {
+            match op {
+                HeaderOp::Set(k, _) | HeaderOp::Add(k, _) if k.starts_with(':') => {}
+                HeaderOp::Set(k, v) => {
+                    headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+                HeaderOp::Add(k, v) => headers.push((k, v)),
+                HeaderOp::Remove(k) => headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&k)),
+            }
+        }
     }
 
     /// `held`: the body buffer the proxy holds (see [`Self::apply`]).

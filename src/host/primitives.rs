@@ -77,6 +77,12 @@ pub trait Primitives {
     fn now(&self) -> SystemTime;
     /// State shared by every worker of this filter configuration.
     fn store(&self) -> &dyn SharedStore;
+    /// Whether a local reply of this stream passes through its own response callbacks (proxy-wasm
+    /// does; Envoy's dynamic module filter does not, so the driver adds the control's header
+    /// edits to the reply itself).
+    fn own_reply_runs_response_hooks(&self) -> bool {
+        true
+    }
     /// Count one outcome: `portcullis_requests_total{module, result, code}` (see `telemetry`).
     fn count(&self, module: &'static str, outcome: Outcome, code: &'static str);
 }

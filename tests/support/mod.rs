@@ -215,14 +215,31 @@ impl EnvoyBuilder {
         let echo = EchoServer::start("127.0.0.1:0").expect("start echo upstream");
         let upstream = self.upstream.unwrap_or(echo.addr);
         let bootstrap = self.bootstrap(upstream);
-        Envoy::launch_on(&bootstrap.to_string(), Some(echo), self.cpu)
+        Envoy::launch_with(
+            &bootstrap.to_string(),
+            Some(echo),
+            self.cpu,
+            &self.process_env(),
+        )
+    }
+
+    /// What Envoy's process needs for the native module: its search path, and the filters'
+    /// `vm_env` (a dynamic module reads the process environment; wasm VMs ignore it).
+    fn process_env(&self) -> Vec<(String, String)> {
+        let mut env = vec![(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+            native_dir(&self.filters).display().to_string(),
+        )];
+        env.extend(self.filters.iter().flat_map(|f| f.env.iter().cloned()));
+        env
     }
 
     /// Start Envoy expecting it to refuse the configuration and exit; returns its log.
     pub fn start_expect_exit(self) -> String {
         let bootstrap = self.bootstrap(([127, 0, 0, 1], 9).into());
         let dir = tempdir();
-        let (mut child, log_path, _) = spawn_envoy(&dir, &bootstrap.to_string(), None);
+        let (mut child, log_path, _) =
+            spawn_envoy(&dir, &bootstrap.to_string(), None, &self.process_env());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -241,7 +258,77 @@ impl EnvoyBuilder {
     }
 }
 
+/// Which runtime the real-Envoy tests load the controls in: `PORTCULLIS_RUNTIME=native` for the
+/// dynamic module (dist/native/libportcullis.so), wasm otherwise. `make test` runs every test
+/// under both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Runtime {
+    Wasm,
+    Native,
+}
+
+pub fn runtime() -> Runtime {
+    match std::env::var("PORTCULLIS_RUNTIME").as_deref() {
+        Ok("native") => Runtime::Native,
+        _ => Runtime::Wasm,
+    }
+}
+
+/// The directory Envoy loads libportcullis.so from; the fault-injection build when a filter
+/// asks for a module of dist/fault/.
+fn native_dir(filters: &[Filter]) -> PathBuf {
+    let fault = filters.iter().any(|f| {
+        f.wasm
+            .as_ref()
+            .is_some_and(|w| w.starts_with(repo_root().join("dist/fault")))
+    });
+    let dir = repo_root().join(if fault {
+        "dist/fault/native"
+    } else {
+        "dist/native"
+    });
+    assert!(
+        dir.join("libportcullis.so").exists(),
+        "{}/libportcullis.so is missing: run `make build build-fault` (or `make test`)",
+        dir.display()
+    );
+    dir
+}
+
+/// Envoy's own words for a filter config the module refused, in the runtime under test.
+pub fn refused_at_load(log: &str) -> bool {
+    match runtime() {
+        Runtime::Wasm => {
+            log.contains("Unable to create Wasm HTTP filter")
+                || log.contains("Unable to create Wasm plugin")
+        }
+        Runtime::Native => log.contains("Failed to initialize dynamic module"),
+    }
+}
+
+/// One control in the filter chain, in the runtime under test.
 pub fn wasm_filter(f: &Filter) -> Value {
+    if runtime() == Runtime::Native {
+        return native_module_filter(f);
+    }
+    wasm_module_filter(f)
+}
+
+/// The control as Envoy's dynamic module filter: `filter_name` selects it, `filter_config`
+/// carries the same policy.
+pub fn native_module_filter(f: &Filter) -> Value {
+    json!({
+        "name": f.module,
+        "typed_config": {
+            "@type": "type.googleapis.com/envoy.extensions.filters.http.dynamic_modules.v3.DynamicModuleFilter",
+            "dynamic_module_config": {"name": "portcullis"},
+            "filter_name": f.module,
+            "filter_config": {"@type": "type.googleapis.com/google.protobuf.StringValue", "value": f.policy}
+        }
+    })
+}
+
+pub fn wasm_module_filter(f: &Filter) -> Value {
     let env: serde_json::Map<String, Value> = f
         .env
         .iter()
@@ -318,7 +405,12 @@ fn tempdir() -> PathBuf {
     dir
 }
 
-fn spawn_envoy(dir: &Path, bootstrap: &str, cpu: Option<usize>) -> (Child, PathBuf, PathBuf) {
+fn spawn_envoy(
+    dir: &Path,
+    bootstrap: &str,
+    cpu: Option<usize>,
+    env: &[(String, String)],
+) -> (Child, PathBuf, PathBuf) {
     // Envoy picks the parser by extension.
     let ext = if bootstrap.trim_start().starts_with('{') {
         "json"
@@ -339,6 +431,7 @@ fn spawn_envoy(dir: &Path, bootstrap: &str, cpu: Option<usize>) -> (Child, PathB
     };
     let child = cmd
         .current_dir(repo_root())
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .arg("-c")
         .arg(&config)
         .args(["--disable-hot-restart", "--concurrency", "1", "-l", "info"])
@@ -370,12 +463,21 @@ pub struct Envoy {
 impl Envoy {
     /// Start Envoy from a bootstrap (JSON or YAML) whose listener is named `main`.
     pub fn launch(bootstrap: &str, echo: Option<EchoServer>) -> Envoy {
-        Self::launch_on(bootstrap, echo, None)
+        let env = vec![(
+            "ENVOY_DYNAMIC_MODULES_SEARCH_PATH".to_string(),
+            native_dir(&[]).display().to_string(),
+        )];
+        Self::launch_with(bootstrap, echo, None, &env)
     }
 
-    fn launch_on(bootstrap: &str, echo: Option<EchoServer>, cpu: Option<usize>) -> Envoy {
+    fn launch_with(
+        bootstrap: &str,
+        echo: Option<EchoServer>,
+        cpu: Option<usize>,
+        env: &[(String, String)],
+    ) -> Envoy {
         let dir = tempdir();
-        let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap, cpu);
+        let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap, cpu, env);
         let deadline = Instant::now() + Duration::from_secs(30);
         let admin = loop {
             if let Ok(Some(status)) = child.try_wait() {
@@ -480,7 +582,11 @@ impl Envoy {
             format!("code=\"{code}\""),
         ];
         text.lines()
-            .filter(|l| l.starts_with("portcullis_requests_total{"))
+            // Envoy names a dynamic module's counters `dynamicmodulescustom.<name>`.
+            .filter(|l| {
+                l.starts_with("portcullis_requests_total{")
+                    || l.starts_with("envoy_dynamicmodulescustom_portcullis_requests_total{")
+            })
             .find(|l| labels.iter().all(|x| l.contains(x.as_str())))
             .and_then(|l| l.rsplit(' ').next())
             .and_then(|n| n.parse().ok())

@@ -474,22 +474,26 @@ impl FilterEnvoy {
     /// then append `value` (to this hook's data inside a body hook, else to the buffer).
     pub fn replace_body(self, half: Half, in_body_hook: bool, value: &[u8]) -> bool {
         let (buffered, received) = Self::body_kinds(half);
-        // SAFETY: `self.0` is live; `value` is alive for the call and copied by Envoy.
-        unsafe {
-            let mut ok =
-                envoy_dynamic_module_callback_http_drain_body(self.0, buffered, usize::MAX);
-            let target = if in_body_hook {
-                ok &= envoy_dynamic_module_callback_http_drain_body(self.0, received, usize::MAX);
-                received
-            } else {
-                buffered
-            };
-            ok && envoy_dynamic_module_callback_http_append_body(
-                self.0,
-                target,
-                ModuleBuffer::of(value),
-            )
-        }
+        let in_received = in_body_hook && !self.received_is_buffered(half);
+        // A body that does not exist (nothing buffered yet) is not drained: Envoy refuses that.
+        let drain = |kind| {
+            // SAFETY: `self.0` is live.
+            unsafe {
+                envoy_dynamic_module_callback_http_get_body_size(self.0, kind) == 0
+                    || envoy_dynamic_module_callback_http_drain_body(self.0, kind, usize::MAX)
+            }
+        };
+        let drained = drain(buffered) && (!in_received || drain(received));
+        let target = if in_body_hook { received } else { buffered };
+        // SAFETY: `value` is alive for the call and copied by Envoy.
+        drained
+            && unsafe {
+                envoy_dynamic_module_callback_http_append_body(
+                    self.0,
+                    target,
+                    ModuleBuffer::of(value),
+                )
+            }
     }
 
     pub fn attribute(self, id: u32) -> Option<String> {

@@ -259,6 +259,10 @@ impl Primitives for Host<'_> {
         &*STORE
     }
 
+    fn own_reply_runs_response_hooks(&self) -> bool {
+        false
+    }
+
     fn count(&self, module: &'static str, outcome: Outcome, code: &'static str) {
         if let Some(id) = self.cfg.counter() {
             self.envoy.count(id, [module, outcome.as_str(), code]);
