@@ -96,12 +96,18 @@ build-fault: .wasm-target
 	@mkdir -p dist/fault/native
 	@cp target/fault/release-native/libportcullis_native.so dist/fault/native/libportcullis.so
 
-## run: Envoy on 127.0.0.1:10000 (admin :9901) in front of the echo upstream on :8081
+## run: Envoy on 127.0.0.1:10000 (admin :9901) in front of the echo upstream on :8081;
+## `make run RUNTIME=native` runs the same filters in the native dynamic module
+RUNTIME ?= wasm
+DEMO_CONFIG_wasm := envoy/envoy.yaml
+DEMO_CONFIG_native := envoy/envoy-native.yaml
 run: setup build
+	@test -n "$(DEMO_CONFIG_$(RUNTIME))" || (echo "RUNTIME must be wasm or native" >&2; exit 2)
 	cargo build --release --bin portcullis
 	@target/release/portcullis echo-upstream 127.0.0.1:8081 & \
 	  upstream=$$!; trap "kill $$upstream" EXIT; \
-	  $(ENVOY) -c envoy/envoy.yaml --concurrency 2 --disable-hot-restart -l info
+	  ENVOY_DYNAMIC_MODULES_SEARCH_PATH=$(CURDIR)/dist/native \
+	  $(ENVOY) -c $(DEMO_CONFIG_$(RUNTIME)) --concurrency 2 --disable-hot-restart -l info
 
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build build-fault

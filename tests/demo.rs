@@ -5,10 +5,18 @@ mod support;
 
 use support::*;
 
+/// The demo config of the runtime under test (`make run` or `make run RUNTIME=native`).
+fn demo_file() -> &'static str {
+    match runtime() {
+        Runtime::Wasm => "envoy/envoy.yaml",
+        Runtime::Native => "envoy/envoy-native.yaml",
+    }
+}
+
 fn start_demo() -> Envoy {
     let echo = EchoServer::start("127.0.0.1:0").expect("echo upstream");
     let yaml =
-        std::fs::read_to_string(repo_root().join("envoy/envoy.yaml")).expect("read envoy.yaml");
+        std::fs::read_to_string(repo_root().join(demo_file())).expect("read the demo config");
     for fixed in ["port_value: 10000", "port_value: 9901", "port_value: 8081"] {
         assert!(yaml.contains(fixed), "envoy.yaml no longer has `{fixed}`");
     }
@@ -38,6 +46,43 @@ fn every_shipped_wasm_filter_fails_reload_and_holds_headers_for_the_body() {
             .count(),
         wasm_filters
     );
+}
+
+fn read_yaml(file: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_root().join(file)).unwrap();
+    serde_norway::from_str(&text).unwrap()
+}
+
+/// The HTTP filters' names and policies, and the config with the filter list and the stats
+/// tags taken out (the native module labels its counter itself).
+fn filters_and_rest(mut config: serde_json::Value) -> (Vec<(String, String)>, serde_json::Value) {
+    let hcm = &mut config["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]
+        ["typed_config"];
+    let filters = hcm["http_filters"].take();
+    let policies = filters
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let t = &f["typed_config"];
+            let policy = t["config"]["configuration"]["value"]
+                .as_str()
+                .or(t["filter_config"]["value"].as_str())
+                .unwrap_or("");
+            (f["name"].as_str().unwrap().to_string(), policy.to_string())
+        })
+        .collect();
+    config["stats_config"].take();
+    (policies, config)
+}
+
+#[test]
+fn the_native_demo_config_runs_the_wasm_demo_policies() {
+    let (wasm, wasm_rest) = filters_and_rest(read_yaml("envoy/envoy.yaml"));
+    let (native, native_rest) = filters_and_rest(read_yaml("envoy/envoy-native.yaml"));
+    assert!(wasm.len() > 1);
+    assert_eq!(native, wasm);
+    assert_eq!(native_rest, wasm_rest);
 }
 
 #[test]

@@ -33,6 +33,9 @@ struct Sample {
     p50_ms: f64,
     p99_ms: f64,
     non_2xx: u64,
+    requests: u64,
+    /// Envoy's CPU time per request of the measured run, in µs (all its threads).
+    cpu_us: f64,
 }
 
 /// wrk's "50%  1.23ms" → 1.23.
@@ -91,6 +94,8 @@ fn run_wrk(
             s.p99_ms = parse_latency(v);
         } else if let Some(v) = l.strip_prefix("Non-2xx or 3xx responses:") {
             s.non_2xx = v.trim().parse().unwrap_or(0);
+        } else if let Some((n, _)) = l.split_once(" requests in ") {
+            s.requests = n.trim().parse().unwrap_or(0);
         }
     }
     assert!(
@@ -160,8 +165,12 @@ fn main() {
         .filter(|v| filter.as_deref().is_none_or(|f| v.name.contains(f)))
         .collect();
     if let Ok(path) = std::env::var("BENCH_DUMP") {
-        // `make profile`: the chosen variants' modules, policies and requests, nothing run.
-        let dump: Vec<serde_json::Value> = chosen.iter().map(|v| v.dump()).collect();
+        // `make profile`: the chosen wasm variants' modules, policies and requests, nothing run.
+        let dump: Vec<serde_json::Value> = chosen
+            .iter()
+            .filter(|v| v.runtime == support::Runtime::Wasm)
+            .map(|v| v.dump())
+            .collect();
         std::fs::write(&path, serde_json::to_string(&dump).unwrap()).unwrap();
         return;
     }
@@ -180,7 +189,8 @@ fn main() {
                 let mut f = support::Filter::new(
                     module,
                     policy.replace(variants::ROUND, &round.to_string()),
-                );
+                )
+                .runtime(v.runtime);
                 for (k, val) in &v.vm_env {
                     f = f.vm_env(k, val);
                 }
@@ -213,21 +223,26 @@ fn main() {
             let url = format!("http://{}{}", e.listener, v.path);
             // Warm up (VM JIT, token caches), then measure.
             run_wrk(&url, &script, 1, connections, 0);
-            let s = run_wrk(
+            let cpu_before = e.cpu_ns();
+            let mut s = run_wrk(
                 &url,
                 &script,
                 seconds,
                 connections,
                 variants::WARM_UP_REQUESTS,
             );
+            s.cpu_us = match (cpu_before, e.cpu_ns()) {
+                (Some(a), Some(b)) if s.requests > 0 => (b - a) as f64 / 1000.0 / s.requests as f64,
+                _ => f64::NAN,
+            };
             assert_eq!(
                 s.non_2xx, 0,
                 "{}: {} non-2xx responses under load",
                 v.name, s.non_2xx
             );
             eprintln!(
-                "round {round} {:<32} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms",
-                v.name, s.rps, s.p50_ms, s.p99_ms
+                "round {round} {:<40} {:>9.0} req/s  p50 {:.3} ms  p99 {:.3} ms  {:.1} µs CPU",
+                v.name, s.rps, s.p50_ms, s.p99_ms, s.cpu_us
             );
             samples[i].push(s);
             if round == rounds {
@@ -242,23 +257,30 @@ fn main() {
         .first()
         .map(|s| median(s.iter().map(|x| x.rps).collect()))
         .unwrap_or(f64::NAN);
+    let base_cpu = samples
+        .first()
+        .map(|s| median(s.iter().map(|x| x.cpu_us).collect()))
+        .unwrap_or(f64::NAN);
     let mut rows = Vec::new();
     // A filtered run has no "no filter" variant: its ratios are to the first one it ran.
     let base_name = chosen.first().map_or("", |v| v.name.as_str());
     let mut md = format!(
-        "| variant | req/s (median) | × {base_name} | p50 ms | p99 ms | Envoy RSS MiB |\n|---|---:|---:|---:|---:|---:|\n",
+        "| variant | runtime | req/s (median) | × {base_name} | Envoy CPU µs/req over {base_name} | p50 ms | p99 ms | Envoy RSS MiB |\n|---|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for (i, v) in chosen.iter().enumerate() {
         let rps = median(samples[i].iter().map(|x| x.rps).collect());
         let p50 = median(samples[i].iter().map(|x| x.p50_ms).collect());
         let p99 = median(samples[i].iter().map(|x| x.p99_ms).collect());
         let mib = rss[i].map_or(f64::NAN, |k| k as f64 / 1024.0);
+        let cpu = median(samples[i].iter().map(|x| x.cpu_us).collect()) - base_cpu;
         md.push_str(&format!(
-            "| {} | {rps:.0} | {:.2} | {p50:.3} | {p99:.3} | {mib:.0} |\n",
+            "| {} | {} | {rps:.0} | {:.2} | {cpu:+.1} | {p50:.3} | {p99:.3} | {mib:.0} |\n",
             v.name,
+            v.runtime_label(),
             rps / base
         ));
-        rows.push(json!({"variant": v.name, "rps": rps, "ratio": rps / base, "p50_ms": p50, "p99_ms": p99,
+        rows.push(json!({"variant": v.name, "runtime": v.runtime_label(), "rps": rps, "ratio": rps / base,
+                         "cpu_us_over_base": cpu, "p50_ms": p50, "p99_ms": p99,
                          "rss_mib": mib, "rounds": samples[i].iter().map(|x| x.rps).collect::<Vec<_>>()}));
     }
     let mut sizes = String::from("\n| module | .wasm bytes |\n|---|---:|\n");

@@ -3,14 +3,16 @@
 
 use serde_json::Value;
 
-use crate::support::{Envoy, Response};
+use crate::support::{Envoy, Response, Runtime};
 
+#[derive(Clone)]
 pub struct Variant {
     pub name: String,
     /// Native Envoy HTTP filters (typed configs), before the wasm filters.
     pub native: Vec<Value>,
-    /// (module, policy JSON)
+    /// portcullis filters (module, policy JSON), loaded in `runtime`.
     pub wasm: Vec<(String, String)>,
+    pub runtime: Runtime,
     pub path: String,
     pub wrk_script: String,
     headers: Vec<(String, String)>,
@@ -31,6 +33,7 @@ impl Variant {
             name: name.into(),
             native: Vec::new(),
             wasm: Vec::new(),
+            runtime: Runtime::Wasm,
             path: "/api/orders".into(),
             wrk_script: String::new(),
             headers,
@@ -46,6 +49,30 @@ impl Variant {
     pub fn wasm(mut self, module: &str, policy: &str) -> Self {
         self.wasm.push((module.into(), policy.into()));
         self
+    }
+
+    /// The same portcullis filters in the native dynamic module (dist/native/libportcullis.so).
+    fn in_native_module(&self) -> Self {
+        let name = if self.name.contains(".wasm") {
+            self.name.replace(".wasm", ".so")
+        } else {
+            format!("{} .so", self.name)
+        };
+        Variant {
+            name: name
+                .replace(" VMs)", " filters)")
+                .replace(" VM)", " filter)"),
+            runtime: Runtime::Native,
+            ..self.clone()
+        }
+    }
+
+    pub fn runtime_label(&self) -> &'static str {
+        match (self.wasm.is_empty(), self.runtime) {
+            (true, _) => "Envoy",
+            (false, Runtime::Wasm) => "wasm",
+            (false, Runtime::Native) => "native",
+        }
     }
 
     /// One more request header (the script is rebuilt).
@@ -135,6 +162,11 @@ pub fn all() -> Vec<Variant> {
     .chain(jwt_variants())
     .chain(four_controls())
     .chain(csrf_variants())
+    // Each portcullis row again in the native module, right after its wasm run.
+    .flat_map(|v| {
+        let native = (!v.wasm.is_empty()).then(|| v.in_native_module());
+        std::iter::once(v).chain(native)
+    })
     .collect()
 }
 

@@ -135,10 +135,10 @@ impl<C: Control> Stream<C> {
         match req.header("x-portcullis-fault") {
             Some("trap") => fault_trap(),
             Some("internal") => return self.deny(p, internal("fault injection")),
-            // A write the proxy refuses in this state (no request body is held at the headers
-            // of a GET): what replacing a bodiless response's body was before #23.
+            // A write the proxy refuses in this state, under either runtime: there are no
+            // response headers yet while the request's are checked.
             Some("refused-write") => {
-                if let Err(e) = p.replace_body(Part::Request, 0, b"x") {
+                if let Err(e) = p.set_header(Part::Response, "x-portcullis-fault", Some("x")) {
                     return self.refused(p, e);
                 }
             }

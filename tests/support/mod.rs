@@ -65,6 +65,8 @@ pub struct Filter {
     pub env: Vec<(String, String)>,
     /// Another build of the module (default: dist/<module>.wasm).
     pub wasm: Option<PathBuf>,
+    /// The runtime to load it in (default: the one under test, [`runtime`]).
+    pub runtime: Option<Runtime>,
 }
 
 impl Filter {
@@ -74,7 +76,14 @@ impl Filter {
             policy: policy.to_string(),
             env: Vec::new(),
             wasm: None,
+            runtime: None,
         }
+    }
+
+    /// Load it in this runtime whatever `PORTCULLIS_RUNTIME` says (the bench runs both).
+    pub fn runtime(mut self, r: Runtime) -> Self {
+        self.runtime = Some(r);
+        self
     }
 
     /// Load this `.wasm` (relative to the repository) instead of dist/<module>.wasm.
@@ -308,7 +317,7 @@ pub fn refused_at_load(log: &str) -> bool {
 
 /// One control in the filter chain, in the runtime under test.
 pub fn wasm_filter(f: &Filter) -> Value {
-    if runtime() == Runtime::Native {
+    if f.runtime.unwrap_or_else(runtime) == Runtime::Native {
         return native_module_filter(f);
     }
     wasm_module_filter(f)
@@ -600,6 +609,17 @@ impl Envoy {
             .lines()
             .find_map(|l| l.strip_prefix("VmRSS:"))
             .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+    }
+
+    /// CPU time Envoy's threads have used so far, in ns (from /proc: schedstat per thread), for
+    /// the bench's cost per request.
+    pub fn cpu_ns(&self) -> Option<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{}/task", self.child.id())).ok()?;
+        let ns = |t: std::fs::DirEntry| -> Option<u64> {
+            let stat = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+            stat.split_whitespace().next()?.parse().ok()
+        };
+        Some(tasks.flatten().filter_map(ns).sum())
     }
 
     pub fn admin_get(&self, path: &str) -> Response {
