@@ -296,4 +296,8 @@ fn inside_guard_response_checks_replace_the_response() {
         &answer("503", r#"{"e":"OrderDao"}"#),
     );
     assert_replaced(&r, "api_schema.undeclared_status", "OrderDao");
+    assert_eq!(
+        e.counter("guard", "denied", "api_schema.write_only_in_response"),
+        1
+    );
 }
