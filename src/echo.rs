@@ -4,7 +4,8 @@
 //!
 //! To play a failing or leaky service, a request may ask for its own response:
 //! `x-echo-status: 500` answers with that status and the request body verbatim as the response
-//! body, typed by `x-echo-content-type`, with each `x-echo-header: name: value` added.
+//! body, typed by `x-echo-content-type`, with each `x-echo-header: name: value` added;
+//! `x-echo-body: …` answers with that text instead of the request body (a GET cannot carry one).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -89,7 +90,11 @@ fn handle(mut req: tiny_http::Request, seen: &Mutex<Vec<Seen>>) {
                 .header("x-echo-content-type")
                 .unwrap_or("text/plain")
                 .to_string();
-            (status, ct, body)
+            let payload = match record.header("x-echo-body") {
+                Some(b) => b.as_bytes().to_vec(),
+                None => body,
+            };
+            (status, ct, payload)
         }
         None => {
             let json = serde_json::to_string_pretty(&record).unwrap_or_default();

@@ -1,6 +1,8 @@
 //! api-schema in a real Envoy, with the orders contract of tests/data/orders-openapi.json:
 //! declared operations pass unchanged, each class of violation gets its problem, report mode
-//! blocks nothing and counts.
+//! blocks nothing and counts. Responses: the echo upstream answers with a chosen status and
+//! body (`x-echo-status`, `x-echo-body`); in `responses: enforce` one the contract does not
+//! declare reaches the client as a 502 problem, never as the upstream sent it.
 
 mod support;
 
@@ -137,4 +139,165 @@ fn inside_guard_api_schema_chains_with_content_type() {
     e.post("/v1/orders", JSON, br#"{"items":[]}"#)
         .assert_problem(400, "api_schema.invalid_body");
     assert_eq!(e.upstream_seen().len(), 1);
+}
+
+const ORDER: &str = r#"{"id":"7d3f1c2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f","items":[{"sku":"AB-123","qty":2}],"payment":{"kind":"card","token":"tok_12345678"}}"#;
+
+/// Headers that make the echo upstream answer `status` with `body` as JSON, plus a header the
+/// client must not see when the response is replaced.
+fn answer<'a>(status: &'a str, body: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("x-echo-status", status),
+        ("x-echo-content-type", "application/json"),
+        ("x-echo-body", body),
+        ("x-echo-header", "x-upstream-secret: db-7.internal"),
+    ]
+}
+
+/// The 502 a replaced response is: the problem, none of the upstream's body or headers.
+fn assert_replaced(r: &Response, code: &str, upstream_text: &str) {
+    r.assert_problem(502, code);
+    assert!(!r.text().contains(upstream_text), "{}", r.text());
+    assert_eq!(r.header("x-upstream-secret"), None, "{:?}", r.headers);
+}
+
+#[test]
+fn oas_responses_declared_response_passes_unchanged() {
+    let e = start(json!({"responses": "enforce"}));
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("200", ORDER));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), ORDER);
+    assert_eq!(r.header("x-upstream-secret"), Some("db-7.internal"));
+}
+
+#[test]
+fn oas_responses_undeclared_status_is_502_problem_in_enforce() {
+    let e = start(json!({"responses": "enforce"}));
+    let trace = r#"{"error":"NullPointerException at OrderDao.java:42"}"#;
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("500", trace));
+    assert_replaced(&r, "api_schema.undeclared_status", "OrderDao");
+    assert_eq!(e.upstream_seen().len(), 1);
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.undeclared_status"),
+        1
+    );
+}
+
+#[test]
+fn oas_responses_write_only_password_in_a_response_is_502() {
+    // The upstream echoes the new user back, password included (x-echo-status: the request
+    // body becomes the response body).
+    let e = start(json!({"responses": "enforce"}));
+    let user = br#"{"email":"a@example.com","password":"correct horse battery"}"#;
+    let mut h = JSON.to_vec();
+    h.extend([
+        ("x-echo-status", "201"),
+        ("x-echo-content-type", "application/json"),
+    ]);
+    let r = e.post("/v1/users", &h, user);
+    assert_replaced(&r, "api_schema.write_only_in_response", "horse");
+    let detail = r.json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("`/password`"), "{detail}");
+    // Without the password the same answer is what the contract declares.
+    let r = e.post(
+        "/v1/users",
+        &[
+            ("content-type", "application/json"),
+            ("x-echo-status", "201"),
+            ("x-echo-content-type", "application/json"),
+            ("x-echo-body", r#"{"email":"a@example.com"}"#),
+        ],
+        user,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+}
+
+#[test]
+fn oas_responses_body_not_matching_its_schema_is_502() {
+    let e = start(json!({"responses": "enforce"}));
+    let wrong = r#"{"id":"7d3f1c2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f","items":"internal-sku-list"}"#;
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("200", wrong));
+    assert_replaced(&r, "api_schema.invalid_response_body", "internal-sku-list");
+    // A media type the response does not declare.
+    let mut h = answer("200", "<html>debug</html>");
+    h[1] = ("x-echo-content-type", "text/html");
+    let r = e.get(&format!("/v1/orders/{UUID}"), &h);
+    assert_replaced(&r, "api_schema.undeclared_media_type", "debug");
+}
+
+#[test]
+fn oas_responses_too_large_to_check_fails_closed_in_enforce() {
+    let e = start(json!({"responses": "enforce", "max_body_bytes": 64}));
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("200", ORDER));
+    assert_replaced(&r, "api_schema.response_too_large", "tok_12345678");
+}
+
+#[test]
+fn oas_responses_report_passes_the_upstream_response_and_counts() {
+    let e = start(json!({"responses": "report"}));
+    let trace = r#"{"error":"NullPointerException"}"#;
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("500", trace));
+    assert_eq!(r.status, 500);
+    assert_eq!(r.text(), trace);
+    let r = e.post(
+        "/v1/users",
+        &[
+            ("content-type", "application/json"),
+            ("x-echo-status", "201"),
+            ("x-echo-content-type", "application/json"),
+        ],
+        br#"{"email":"a@example.com","password":"correct horse battery"}"#,
+    );
+    assert_eq!(r.status, 201, "{}", r.text());
+    assert!(r.text().contains("horse"));
+    assert_eq!(
+        e.counter("api_schema", "reported", "api_schema.undeclared_status"),
+        1
+    );
+    assert_eq!(
+        e.counter(
+            "api_schema",
+            "reported",
+            "api_schema.write_only_in_response"
+        ),
+        1
+    );
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.undeclared_status"),
+        0
+    );
+}
+
+#[test]
+fn inside_guard_response_checks_replace_the_response() {
+    let doc: Value =
+        serde_json::from_str(include_str!("data/orders-openapi.json")).expect("contract");
+    let p = json!({
+        "chain": ["api_schema", "error_shield"],
+        "api_schema": {"openapi": doc, "responses": "enforce"},
+        "error_shield": {}
+    });
+    let e = envoy().wasm("guard", p).start();
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("200", ORDER));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.text(), ORDER);
+    let r = e.post(
+        "/v1/users",
+        &[
+            ("content-type", "application/json"),
+            ("x-echo-status", "201"),
+            ("x-echo-content-type", "application/json"),
+        ],
+        br#"{"email":"a@example.com","password":"correct horse battery"}"#,
+    );
+    assert_replaced(&r, "api_schema.write_only_in_response", "horse");
+    let r = e.get(
+        &format!("/v1/orders/{UUID}"),
+        &answer("503", r#"{"e":"OrderDao"}"#),
+    );
+    assert_replaced(&r, "api_schema.undeclared_status", "OrderDao");
+    assert_eq!(
+        e.counter("guard", "denied", "api_schema.write_only_in_response"),
+        1
+    );
 }

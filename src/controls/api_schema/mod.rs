@@ -3,8 +3,11 @@
 //! Compiled once at configure time into per-operation validators. Only declared operations
 //! pass (404 `api_schema.unknown_path`, 405 `api_schema.method_not_allowed` with `Allow`);
 //! parameters, request media types and JSON request bodies are checked against the contract.
+//! Responses (`responses.rs`): the status, media type and JSON body the operation declares,
+//! with no `writeOnly` property; `responses: enforce` replaces a violating response by a 502.
 //! `mode: report` blocks nothing and reports every violation.
 
+mod responses;
 pub mod schema;
 
 use serde::Deserialize;
@@ -14,9 +17,11 @@ use crate::control::{ConfigError, Control, Env};
 use crate::controls::content_type::{MediaRange, MediaType};
 use crate::params::{cookie_values, percent_decode, query_values};
 use crate::reject::Rejection;
-use crate::request::RequestView;
+use crate::request::{RequestView, ResponseView};
 use crate::verdict::Verdict;
 
+pub use responses::ResponseMode;
+use responses::{Responses, RESP_NOTE};
 use schema::{Compiler, Dialect, Direction, Schemas};
 
 /// Largest request body a policy may ask to buffer.
@@ -40,9 +45,14 @@ pub struct Policy {
     /// Refuse query parameters the operation does not declare (400 `api_schema.undeclared_query`).
     #[serde(default)]
     pub reject_undeclared_query: bool,
-    /// Largest JSON request body buffered for validation (413 `body.too_large` beyond).
+    /// Largest JSON body buffered for validation: a request beyond it is refused (413
+    /// `body.too_large`); a response beyond it cannot be checked (502 in `enforce`).
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// Responses: `off`, `report` (logged and counted, the default) or `enforce` (a violating
+    /// response is replaced by a 502 problem). `mode: report` reports them too.
+    #[serde(default)]
+    pub responses: ResponseMode,
 }
 
 fn default_max_body() -> usize {
@@ -91,6 +101,8 @@ struct Operation {
     method: String,
     params: Vec<Param>,
     body: Option<Body>,
+    /// `None`: responses are off, or the operation declares none (nothing to check).
+    responses: Option<Responses>,
 }
 
 #[derive(Debug)]
@@ -110,6 +122,9 @@ struct PathItem {
 #[derive(Debug)]
 pub struct ApiSchema {
     report: bool,
+    /// Response checks on (`responses` not `off`), and whether they only report.
+    check_responses: bool,
+    responses_report: bool,
     reject_undeclared_query: bool,
     max_body: usize,
     bases: Vec<String>,
@@ -362,10 +377,17 @@ fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
                 Some(rb) => Some(b.body(rb, &format!("{op_at}.requestBody"))?),
                 None => None,
             };
+            let responses = match op.get("responses") {
+                Some(r) if policy.responses != ResponseMode::Off => {
+                    Some(b.responses(r, &format!("{op_at}.responses"))?)
+                }
+                _ => None,
+            };
             ops.push(Operation {
                 method: m.to_ascii_uppercase(),
                 params,
                 body,
+                responses,
             });
         }
         let allow = ops
@@ -388,6 +410,8 @@ fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
     items.sort_by_key(|p| p.templated);
     Ok(ApiSchema {
         report: policy.mode == Mode::Report,
+        check_responses: policy.responses != ResponseMode::Off,
+        responses_report: policy.mode == Mode::Report || policy.responses == ResponseMode::Report,
         reject_undeclared_query: policy.reject_undeclared_query,
         max_body: policy.max_body_bytes,
         bases,
@@ -585,6 +609,10 @@ impl ApiSchema {
             )
             .with_header("allow", item.allow.clone()));
         };
+        if self.check_responses {
+            // The response phases check against this operation, whatever the request's fate.
+            req.note(RESP_NOTE, ((pi as u64) << 8) | (oi as u64 & 0xff));
+        }
         for p in &op.params {
             self.check_param(p, req, &vars)?;
         }
@@ -720,6 +748,20 @@ impl Control for ApiSchema {
                 ),
             )),
         }
+    }
+
+    fn on_response(&self, req: &RequestView, resp: &ResponseView, _env: &Env) -> Verdict {
+        self.check_response(req, resp)
+    }
+
+    fn on_response_body(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        body: Option<&[u8]>,
+        _env: &Env,
+    ) -> Verdict {
+        self.check_response_body(req, resp, body)
     }
 }
 

@@ -452,3 +452,292 @@ fn report_mode_blocks_nothing_and_reports() {
         "{v:?}"
     );
 }
+
+// ----- responses (OpenAPI 3.1 §4.8.16, §4.8.17) -----
+
+fn with(extra: Value) -> ApiSchema {
+    configure::<ApiSchema>(policy(extra).as_bytes()).unwrap()
+}
+
+fn enforcing() -> ApiSchema {
+    with(json!({"responses": "enforce"}))
+}
+
+/// The request, then the response headers and (when asked for) its body, through the control.
+fn respond(
+    c: &ApiSchema,
+    method: &str,
+    target: &str,
+    status: u16,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Verdict {
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    let req = RequestView::new(method, target, &[]).unwrap();
+    let _ = c.on_request(&req, &env);
+    let mut all = vec![(":status".to_string(), status.to_string().into_bytes())];
+    all.extend(
+        headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec())),
+    );
+    let resp = ResponseView {
+        status,
+        headers: all,
+    };
+    match c.on_response(&req, &resp, &env) {
+        Verdict::NeedBody { max_bytes } => {
+            let body = body.map(str::as_bytes).filter(|b| b.len() <= max_bytes);
+            c.on_response_body(&req, &resp, body, &env)
+        }
+        v => v,
+    }
+}
+
+const ORDER: &str = r#"{"id":"7d3f1c2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f","items":[{"sku":"AB-123","qty":2}],"payment":{"kind":"card","token":"tok_12345678"}}"#;
+
+fn one_order(c: &ApiSchema, status: u16, headers: &[(&str, &str)], body: &str) -> Verdict {
+    respond(
+        c,
+        "GET",
+        &format!("/v1/orders/{UUID}"),
+        status,
+        headers,
+        Some(body),
+    )
+}
+
+#[test]
+fn oas_4_8_17_declared_response_passes_and_read_only_is_allowed_in_responses() {
+    let c = enforcing();
+    assert_eq!(one_order(&c, 200, JSON, ORDER), Verdict::Continue);
+}
+
+#[test]
+fn oas_4_8_16_undeclared_status_is_502_in_enforce() {
+    let c = enforcing();
+    let v = respond(&c, "GET", &format!("/v1/orders/{UUID}"), 500, &[], None);
+    let d = denial(&v).unwrap();
+    assert_eq!((d.0, d.1), (502, "api_schema.undeclared_status"));
+    assert!(!d.2.contains("500"), "{}", d.2);
+}
+
+#[test]
+fn oas_4_8_16_2_exact_code_then_range_then_default() {
+    let c = enforcing();
+    // `404` exactly (a `$ref` to components.responses: its content is problem+json).
+    let problem = r#"{"status":404,"title":"Not Found"}"#;
+    let pj = &[("content-type", "application/problem+json")];
+    assert_eq!(one_order(&c, 404, pj, problem), Verdict::Continue);
+    // `4XX` on GET /orders covers 429.
+    let v = respond(&c, "GET", "/v1/orders", 429, pj, Some(problem));
+    assert_eq!(v, Verdict::Continue);
+    let v = respond(&c, "GET", "/v1/orders", 503, pj, Some(problem));
+    assert_eq!(code(&v), Some("api_schema.undeclared_status"));
+    // `default` on DELETE covers every other status; 204 carries no body to check.
+    let del = format!("/v1/orders/{UUID}");
+    assert_eq!(
+        respond(&c, "DELETE", &del, 503, pj, Some(problem)),
+        Verdict::Continue
+    );
+    assert_eq!(
+        respond(&c, "DELETE", &del, 204, &[], None),
+        Verdict::Continue
+    );
+    // The range applies the response's own schema: a problem without `title` fails it.
+    let v = respond(&c, "GET", "/v1/orders", 429, pj, Some(r#"{"status":429}"#));
+    assert_eq!(code(&v), Some("api_schema.invalid_response_body"));
+}
+
+#[test]
+fn oas_4_8_17_response_media_type_must_be_declared() {
+    let c = enforcing();
+    let v = one_order(&c, 200, &[("content-type", "text/html")], "<h1>hi</h1>");
+    let d = denial(&v).unwrap();
+    assert_eq!((d.0, d.1), (502, "api_schema.undeclared_media_type"));
+    // A body without a Content-Type is not a declared one either; no body at all is fine.
+    let v = one_order(&c, 200, &[], ORDER);
+    assert_eq!(code(&v), Some("api_schema.undeclared_media_type"));
+    assert_eq!(one_order(&c, 200, &[], ""), Verdict::Continue);
+    // A non-JSON media type is checked for its type only (its schema is not compiled).
+    let csv = &[("content-type", "text/csv")];
+    let v = respond(&c, "GET", "/v1/orders/export", 200, csv, Some("a,b\n"));
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn oas_4_7_24_write_only_refused_in_responses() {
+    let c = enforcing();
+    let user = r#"{"email":"a@example.com","password":"correct horse battery"}"#;
+    let v = respond(&c, "POST", "/v1/users", 201, JSON, Some(user));
+    let d = denial(&v).unwrap();
+    assert_eq!((d.0, d.1), (502, "api_schema.write_only_in_response"));
+    assert!(
+        d.2.contains("`/password`") && d.2.contains("writeOnly"),
+        "{}",
+        d.2
+    );
+    assert!(!d.2.contains("horse"), "the value is never echoed: {}", d.2);
+}
+
+#[test]
+fn oas_4_7_24_write_only_exempt_from_required_in_responses() {
+    // User requires `password`; a response without it is what the contract wants.
+    let c = enforcing();
+    let v = respond(
+        &c,
+        "POST",
+        "/v1/users",
+        201,
+        JSON,
+        Some(r#"{"email":"a@example.com"}"#),
+    );
+    assert_eq!(v, Verdict::Continue);
+}
+
+#[test]
+fn oas_4_7_24_read_only_required_in_responses() {
+    // Order requires its readOnly `id` in responses (the request direction exempts it).
+    let c = enforcing();
+    let no_id =
+        r#"{"items":[{"sku":"AB-123","qty":2}],"payment":{"kind":"card","token":"tok_12345678"}}"#;
+    let d = denial(&one_order(&c, 200, JSON, no_id)).unwrap();
+    assert_eq!(d.1, "api_schema.invalid_response_body");
+    assert!(d.2.contains("`/id`") && d.2.contains("required"), "{}", d.2);
+}
+
+#[test]
+fn response_body_schema_pointer_and_keyword_never_value() {
+    let c = enforcing();
+    let bad = r#"{"id":"7d3f1c2e-8a4b-4c5d-9e6f-0a1b2c3d4e5f","items":[{"sku":"AB-123","qty":2,"cost":"s3cr3t"}],"payment":{"kind":"card","token":"tok_12345678"}}"#;
+    let d = denial(&one_order(&c, 200, JSON, bad)).unwrap();
+    assert_eq!((d.0, d.1), (502, "api_schema.invalid_response_body"));
+    assert!(
+        d.2.contains("`/items/0/cost`") && d.2.contains("additionalProperties"),
+        "{}",
+        d.2
+    );
+    assert!(!d.2.contains("s3cr3t"), "{}", d.2);
+    let v = one_order(&c, 200, JSON, "{not json");
+    assert_eq!(code(&v), Some("api_schema.invalid_response_body"));
+}
+
+#[test]
+fn response_too_large_to_check_fails_closed_in_enforce() {
+    let c = with(json!({"responses": "enforce", "max_body_bytes": 16}));
+    let d = denial(&one_order(&c, 200, JSON, ORDER)).unwrap();
+    assert_eq!((d.0, d.1), (502, "api_schema.response_too_large"));
+    // Report lets it pass (the host counts `response.too_large_to_inspect`).
+    let c = with(json!({"responses": "report", "max_body_bytes": 16}));
+    assert_eq!(one_order(&c, 200, JSON, ORDER), Verdict::Continue);
+}
+
+#[test]
+fn rfc9110_8_4_gzip_response_is_decoded_before_validation() {
+    use std::io::Write;
+    let c = enforcing();
+    let gz = |s: &str| {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(s.as_bytes()).unwrap();
+        e.finish().unwrap()
+    };
+    let req = RequestView::new("GET", &format!("/v1/orders/{UUID}"), &[]).unwrap();
+    let store = MemoryStore::default();
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
+    let _ = c.on_request(&req, &env);
+    let resp = ResponseView {
+        status: 200,
+        headers: vec![
+            ("content-type".into(), b"application/json".to_vec()),
+            ("content-encoding".into(), b"gzip".to_vec()),
+        ],
+    };
+    assert!(matches!(
+        c.on_response(&req, &resp, &env),
+        Verdict::NeedBody { .. }
+    ));
+    let ok = gz(ORDER);
+    assert_eq!(
+        c.on_response_body(&req, &resp, Some(&ok), &env),
+        Verdict::Continue
+    );
+    let leak = gz(r#"{"email":"a@example.com","password":"x"}"#);
+    let v = c.on_response_body(&req, &resp, Some(&leak), &env);
+    assert_eq!(code(&v), Some("api_schema.invalid_response_body"));
+    let v = c.on_response_body(&req, &resp, Some(b"\x1f\x8bnot gzip"), &env);
+    assert_eq!(code(&v), Some("api_schema.response_undecodable"));
+}
+
+#[test]
+fn responses_report_by_default_and_when_mode_is_report() {
+    let default = orders();
+    let v = respond(
+        &default,
+        "GET",
+        &format!("/v1/orders/{UUID}"),
+        500,
+        &[],
+        None,
+    );
+    assert!(
+        matches!(v, Verdict::Report(ref r) if r.code == "api_schema.undeclared_status"),
+        "{v:?}"
+    );
+    let c = with(json!({"mode": "report", "responses": "enforce"}));
+    let v = one_order(&c, 200, JSON, r#"{"items":"x"}"#);
+    assert!(
+        matches!(v, Verdict::Report(ref r) if r.code == "api_schema.invalid_response_body"),
+        "{v:?}"
+    );
+}
+
+#[test]
+fn responses_off_checks_nothing_and_compiles_nothing() {
+    let c = with(json!({"responses": "off"}));
+    let v = respond(&c, "GET", &format!("/v1/orders/{UUID}"), 500, &[], None);
+    assert_eq!(v, Verdict::Continue);
+    // Off: a response schema api-schema could not enforce does not stop the contract loading.
+    let doc = json!({"openapi": "3.1.0", "paths": {"/t": {"get": {"responses": {"200": {
+        "description": "x", "content": {"application/json": {"schema": {"patternProperties": {}}}}}}}}}});
+    let p = json!({"openapi": doc, "responses": "off"}).to_string();
+    assert!(configure::<ApiSchema>(p.as_bytes()).is_ok());
+    let e = config_err(doc);
+    assert!(
+        e.path
+            .ends_with("responses.200.content.application/json.schema.patternProperties"),
+        "{}",
+        e.path
+    );
+}
+
+#[test]
+fn responses_of_unmatched_requests_are_not_checked() {
+    // A request only reported (unknown path) has no operation to hold its response to.
+    let c = with(json!({"mode": "report", "responses": "enforce"}));
+    assert_eq!(
+        respond(&c, "GET", "/v1/shadow", 500, &[], None),
+        Verdict::Continue
+    );
+}
+
+#[test]
+fn config_response_keys_and_modes_refused_with_path() {
+    let e = config_err(
+        json!({"openapi": "3.0.3", "paths": {"/t": {"get": {"responses": {"2X0": {"description": "x"}}}}}}),
+    );
+    assert_eq!(e.path, "openapi.paths./t.get.responses.2X0");
+    let e = config_err(
+        json!({"openapi": "3.0.3", "paths": {"/t": {"get": {"responses": {"200": {"$ref": "#/components/responses/Nope"}}}}}}),
+    );
+    assert!(e.path.ends_with("responses.200.$ref"), "{}", e.path);
+    let e = configure::<ApiSchema>(policy(json!({"responses": "block"})).as_bytes()).unwrap_err();
+    assert_eq!(e.path, "responses");
+    assert!(e.reason.contains("unknown variant"), "{}", e.reason);
+}

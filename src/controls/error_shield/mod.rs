@@ -11,7 +11,8 @@
 //! there, or a replaced status, answers with the generic problem; otherwise the whole body
 //! passes unchanged (never truncated), the rest unseen, and it is counted.
 
-mod decode;
+/// Also api-schema's, to read encoded JSON responses.
+pub(crate) mod decode;
 mod leaks;
 mod media;
 
