@@ -324,6 +324,13 @@ fn rule(
     Ok(rule)
 }
 
+/// One path item under one base: its routes (each with the operation it came from).
+struct Planned<'a> {
+    segs: Vec<Seg>,
+    routes: Vec<(Value, String)>,
+    template: &'a str,
+}
+
 pub fn routes(doc: &Value) -> Result<Routes, String> {
     let mut notices = Vec::new();
     // Path items in api-schema's order: concrete paths before templated ones (a stable sort).
@@ -332,7 +339,7 @@ pub fn routes(doc: &Value) -> Result<Routes, String> {
         .map(|(t, item)| (t, super::operations_of(t, item)))
         .collect();
     items.sort_by_key(|(t, _)| t.split('/').filter(|s| s.starts_with('{')).count());
-    let mut planned: Vec<(Vec<Seg>, Vec<(Value, String)>, &str)> = Vec::new();
+    let mut planned: Vec<Planned> = Vec::new();
     for base in bases(doc) {
         for (template, ops) in &items {
             let segs = match segments(&base, template) {
@@ -364,21 +371,25 @@ pub fn routes(doc: &Value) -> Result<Routes, String> {
                     (Value::Object(r), origin)
                 })
                 .collect();
-            planned.push((segs, routes, template));
+            planned.push(Planned {
+                segs,
+                routes,
+                template,
+            });
         }
     }
     let mut out = Vec::new();
     let mut origins = Vec::new();
-    for (i, (segs, routes, template)) in planned.iter().enumerate() {
-        out.extend(routes.iter().map(|(r, _)| r.clone()));
-        origins.extend(routes.iter().map(|(_, o)| o.clone()));
+    for (i, p) in planned.iter().enumerate() {
+        out.extend(p.routes.iter().map(|(r, _)| r.clone()));
+        origins.extend(p.routes.iter().map(|(_, o)| o.clone()));
         if planned
             .iter()
             .skip(i + 1)
-            .any(|(later, _, _)| overlap(segs, later))
+            .any(|later| overlap(&p.segs, &later.segs))
         {
-            out.push(json!({"match": path_match(segs), "deny": true}));
-            origins.push(format!("openapi.paths.{template} (undeclared methods)"));
+            out.push(json!({"match": path_match(&p.segs), "deny": true}));
+            origins.push(format!("openapi.paths.{} (undeclared methods)", p.template));
         }
     }
     let mut providers: Vec<String> = out

@@ -160,7 +160,9 @@ mod tests {
         let e = yaml("a:\n  200: x\n  '200': y\n").unwrap_err();
         assert_eq!(e, "a.200: the key appears twice");
         let e = yaml("a: .nan\n").unwrap_err();
-        assert!(e.starts_with("a: `NaN`"), "{e}");
+        assert!(e.starts_with("a: `.nan` is not a JSON number"), "{e}");
+        let e = yaml("a: 1\na: 2\n").unwrap_err();
+        assert!(e.contains("duplicate entry"), "{e}");
         assert!(yaml("a: 1\n---\nb: 2\n")
             .unwrap_err()
             .contains("more than one"));
