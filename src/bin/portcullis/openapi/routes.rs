@@ -87,8 +87,12 @@ fn segments(base: &str, template: &str) -> Result<Vec<Seg>, String> {
         } else {
             s.to_string()
         };
-        let fixed_point = lit.is_empty() && i == last
-            || !lit.contains('/') && normalize(&format!("/{lit}")).ok() == Some(format!("/{lit}"));
+        // Empty only as the last segment (a trailing slash); otherwise normalisation keeps it.
+        let fixed_point = if lit.is_empty() {
+            i == last
+        } else {
+            !lit.contains('/') && normalize(&format!("/{lit}")).ok() == Some(format!("/{lit}"))
+        };
         if !fixed_point {
             return Err(format!(
                 "segment `{s}` never appears in a normalised request path"
