@@ -64,8 +64,10 @@ fn everything_31() -> Value {
 }
 
 fn compile(doc: Value) -> Option<ApiSchema> {
-    let policy: Policy =
-        serde_json::from_value(json!({"openapi": doc, "reject_undeclared_query": true, "max_body_bytes": 65536})).ok()?;
+    let policy: Policy = serde_json::from_value(
+        json!({"openapi": doc, "reject_undeclared_query": true, "max_body_bytes": 65536}),
+    )
+    .ok()?;
     ApiSchema::build(policy).ok()
 }
 
@@ -105,7 +107,10 @@ fn request(data: &[u8]) -> Option<(RequestView, &[u8])> {
 
 fn evaluate(c: &ApiSchema, req: &RequestView, body: &[u8]) {
     let store = MemoryStore::default();
-    let env = Env { now: SystemTime::UNIX_EPOCH, store: &store };
+    let env = Env {
+        now: SystemTime::UNIX_EPOCH,
+        store: &store,
+    };
     if let Verdict::NeedBody { max_bytes } = c.on_request(req, &env) {
         let _ = c.on_request_body(req, &body[..body.len().min(max_bytes)], &env);
     }
@@ -116,7 +121,9 @@ fuzz_target!(|data: &[u8]| {
         Some(p) => (&data[..p], &data[p + 1..]),
         None => (&b""[..], data),
     };
-    let Some((req, body)) = request(rest) else { return };
+    let Some((req, body)) = request(rest) else {
+        return;
+    };
     match serde_json::from_slice::<Value>(contract) {
         Ok(doc) => {
             if let Some(c) = compile(doc) {
