@@ -169,6 +169,7 @@ fn no_arguments_print_the_commands_with_exit_status_2() {
         "keygen",
         "rotate",
         "completions",
+        "openapi",
     ] {
         assert!(r.stderr.contains(c), "{c}: {}", r.stderr);
     }
@@ -188,6 +189,7 @@ fn every_subcommand_has_its_own_help() {
         ("schema", "MODULE"),
         ("echo-upstream", "ADDR"),
         ("completions", "SHELL"),
+        ("openapi", "import"),
     ] {
         let r = portcullis(&[cmd, "--help"]);
         assert_eq!(r.code, 0, "{cmd}: {}", r.stderr);

@@ -11,6 +11,7 @@ mod explain;
 mod jose;
 mod keygen;
 mod oci;
+mod openapi;
 mod policies;
 mod rotate;
 mod schema;
@@ -52,6 +53,7 @@ enum Command {
     Encrypt(jose::EncryptArgs),
     Decrypt(jose::DecryptArgs),
     Completions(completions::Args),
+    Openapi(openapi::Args),
 }
 
 /// The command's work failed (exit status 1; usage errors are clap's, status 2).
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Encrypt(a) => jose::encrypt(a),
         Command::Decrypt(a) => jose::decrypt(a),
         Command::Completions(a) => completions::run(a),
+        Command::Openapi(a) => openapi::run(a),
     }
 }
 
