@@ -125,6 +125,7 @@ const CODE_PREFIXES: &[(&str, &[&str])] = &[
 const NOT_CODES: &[&str] = &[
     "api_key.grace",
     "api_schema.op",
+    "api_schema.response",
     "csrf.issue",
     "payload_crypto.request_key",
     "payload_crypto.response_key",

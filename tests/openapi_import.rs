@@ -63,8 +63,8 @@ const JSON: &str = "tests/data/orders-openapi.json";
 
 #[test]
 fn yaml_and_json_contracts_import_to_the_same_policy() {
-    let expected =
-        json!({"openapi": orders_json(), "mode": "enforce", "reject_undeclared_query": false});
+    let expected = json!({"openapi": orders_json(), "mode": "enforce",
+                          "reject_undeclared_query": false, "responses": "report"});
     for spec in [YAML, JSON] {
         let r = portcullis(&["openapi", "import", spec]);
         assert_eq!(r.code, 0, "{spec}: {}", r.stderr);
@@ -82,6 +82,8 @@ fn yaml_and_json_contracts_import_to_the_same_policy() {
         "--reject-undeclared-query",
         "--max-body-bytes",
         "4096",
+        "--responses",
+        "enforce",
         "-o",
         out,
     ]);
@@ -92,9 +94,15 @@ fn yaml_and_json_contracts_import_to_the_same_policy() {
         (
             &p["mode"],
             &p["reject_undeclared_query"],
-            &p["max_body_bytes"]
+            &p["max_body_bytes"],
+            &p["responses"]
         ),
-        (&json!("report"), &json!(true), &json!(4096))
+        (
+            &json!("report"),
+            &json!(true),
+            &json!(4096),
+            &json!("enforce")
+        )
     );
 }
 
@@ -187,7 +195,7 @@ fn what_is_accepted_but_not_enforced_is_listed_on_stderr() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     for said in [
         "not enforced: security: security requirements (`oauth`) are not enforced by api-schema",
-        "not enforced: responses: responses (6 operations) are not checked",
+        "not enforced: responses: responses (6 operations) are only reported",
         "not enforced: openapi.components.schemas.User.properties.password.writeOnly",
         "not enforced: openapi.components.schemas.Payment.discriminator",
     ] {

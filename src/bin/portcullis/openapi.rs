@@ -32,8 +32,8 @@ enum Command {
 ///
 /// The policy is compiled with the code the filter runs: a contract api-schema cannot
 /// enforce is refused (exit status 1, the JSON path and the reason). What it accepts but does
-/// not enforce (security unless --jwt-routes, responses, annotations such as `format:
-/// password`) is listed on stderr.
+/// not enforce (security unless --jwt-routes, responses unless --responses enforce, annotations
+/// such as `format: password`) is listed on stderr.
 #[derive(clap::Args)]
 pub struct ImportArgs {
     /// The OpenAPI document: `.json`, or `.yaml`/`.yml` (one document; anchors and `<<` merge
@@ -43,6 +43,10 @@ pub struct ImportArgs {
     /// `enforce` refuses violations; `report` only logs and counts them.
     #[arg(long, value_enum, default_value_t = Mode::Enforce)]
     mode: Mode,
+    /// Responses against the contract: `report` (the policy's default) logs and counts
+    /// violations, `enforce` replaces a violating response by a 502 problem, `off` skips them.
+    #[arg(long, value_enum, default_value_t = Responses::Report)]
+    responses: Responses,
     /// Refuse query parameters an operation does not declare.
     #[arg(long)]
     reject_undeclared_query: bool,
@@ -63,6 +67,24 @@ pub struct ImportArgs {
 enum Mode {
     Enforce,
     Report,
+}
+
+/// api-schema's `responses`.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Responses {
+    Off,
+    Report,
+    Enforce,
+}
+
+impl Responses {
+    fn as_str(self) -> &'static str {
+        match self {
+            Responses::Off => "off",
+            Responses::Report => "report",
+            Responses::Enforce => "enforce",
+        }
+    }
 }
 
 /// Something the contract says that the policy does not enforce, at a JSON path of the policy.
@@ -213,6 +235,7 @@ fn import(a: ImportArgs) -> ExitCode {
         "openapi": doc,
         "mode": match a.mode { Mode::Enforce => "enforce", Mode::Report => "report" },
         "reject_undeclared_query": a.reject_undeclared_query,
+        "responses": a.responses.as_str(),
     });
     if let Some(n) = a.max_body_bytes {
         policy["max_body_bytes"] = json!(n);
@@ -224,7 +247,7 @@ fn import(a: ImportArgs) -> ExitCode {
         None => return failed(file, "api-schema is not a module"),
     }
     let doc = &policy["openapi"];
-    let mut notices = notices::collect(doc, a.jwt_routes.is_some());
+    let mut notices = notices::collect(doc, a.jwt_routes.is_some(), a.responses);
     let routes = match a.jwt_routes.as_deref() {
         None => None,
         Some(_) => match routes::routes(doc).and_then(|r| check_routes(&r).map(|()| r)) {

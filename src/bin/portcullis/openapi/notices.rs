@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use portcullis::controls::api_schema::schema::resolve;
 use serde_json::Value;
 
-use super::{operations, path_items, Notice};
+use super::{operations, path_items, Notice, Responses};
 
 /// `format` values api-schema accepts as annotations (OpenAPI 3.0 §4.7.4), asserting nothing.
 /// The control's own list is private to it (schema.rs `FORMAT_ANNOTATIONS`); tests/openapi_import.rs
@@ -15,7 +15,7 @@ use super::{operations, path_items, Notice};
 pub const FORMAT_ANNOTATIONS: &[&str] = &["float", "double", "password", "byte", "binary"];
 
 /// Every notice for `doc`; `security` is left to `--jwt-routes` when `jwt_routes`.
-pub fn collect(doc: &Value, jwt_routes: bool) -> Vec<Notice> {
+pub fn collect(doc: &Value, jwt_routes: bool, responses: Responses) -> Vec<Notice> {
     let mut out = Vec::new();
     let ops = operations(doc);
     let secured: BTreeSet<&str> = ops
@@ -41,13 +41,17 @@ pub fn collect(doc: &Value, jwt_routes: bool) -> Vec<Notice> {
         .iter()
         .filter(|o| o.op.get("responses").is_some())
         .count();
-    if with_responses > 0 {
+    let unenforced = match responses {
+        Responses::Off => Some("not checked (`--responses off`)"),
+        Responses::Report => {
+            Some("only reported (`--responses enforce` replaces a violating one by a 502)")
+        }
+        Responses::Enforce => None,
+    };
+    if let (true, Some(how)) = (with_responses > 0, unenforced) {
         out.push(Notice::new(
             "responses",
-            format!(
-                "responses ({with_responses} operations) are not checked: api-schema validates \
-                 requests"
-            ),
+            format!("responses ({with_responses} operations) are {how}"),
         ));
     }
     if doc.get("webhooks").is_some() {
@@ -65,6 +69,7 @@ pub fn collect(doc: &Value, jwt_routes: bool) -> Vec<Notice> {
         doc,
         seen: BTreeSet::new(),
         out: &mut out,
+        responses,
     };
     for o in &ops {
         for key in ["servers", "callbacks"] {
@@ -118,6 +123,8 @@ struct Walk<'a, 'o> {
     /// Shared schemas and parameters visited once (and cycles end).
     seen: BTreeSet<String>,
     out: &'o mut Vec<Notice>,
+    /// A `writeOnly` property is refused in responses only when they are enforced.
+    responses: Responses,
 }
 
 /// A `$ref` target's JSON path, as api-schema names it in its errors.
@@ -153,11 +160,14 @@ impl<'a> Walk<'a, '_> {
                 ));
             }
         }
-        if obj.get("writeOnly") == Some(&Value::Bool(true)) {
-            self.out.push(Notice::new(
-                format!("{at}.writeOnly"),
-                "not checked: it concerns responses, which api-schema does not check",
-            ));
+        let write_only = match self.responses {
+            Responses::Off => Some("not checked: it concerns responses (`--responses off`)"),
+            Responses::Report => Some("only reported when a response carries it"),
+            Responses::Enforce => None,
+        };
+        if let (Some(true), Some(how)) = (obj.get("writeOnly").and_then(Value::as_bool), write_only)
+        {
+            self.out.push(Notice::new(format!("{at}.writeOnly"), how));
         }
         if obj.get("discriminator").is_some() {
             self.out.push(Notice::new(

@@ -253,7 +253,7 @@ fn notices_name_annotations_write_only_discriminators_and_responses() {
             "pw": {"type": "string", "format": "password", "writeOnly": true},
             "self": {"$ref": "#/components/schemas/U"}}}}}
     });
-    let n = notices::collect(&doc, false);
+    let n = notices::collect(&doc, false, Responses::Report);
     let paths: Vec<&str> = n.iter().map(|n| n.path.as_str()).collect();
     assert_eq!(
         paths,
@@ -264,8 +264,12 @@ fn notices_name_annotations_write_only_discriminators_and_responses() {
             "openapi.components.schemas.U.properties.pw.writeOnly",
         ]
     );
-    // With --jwt-routes, security is the routes' business.
-    assert!(!notices::collect(&doc, true)
+    // With --jwt-routes, security is the routes' business; enforced responses are enforced.
+    assert!(!notices::collect(&doc, true, Responses::Report)
         .iter()
         .any(|n| n.path == "security"));
+    let enforced = notices::collect(&doc, false, Responses::Enforce);
+    assert!(!enforced
+        .iter()
+        .any(|n| n.path == "responses" || n.path.ends_with(".writeOnly")));
 }
