@@ -153,6 +153,8 @@ pub fn all() -> Vec<Variant> {
         Variant::new("no filter"),
         Variant::new("noop.wasm").wasm("noop", "{}"),
         Variant::new("content-type.wasm").wasm("content-type", CONTENT_TYPE),
+        Variant::new("api-schema.wasm (1 KiB body, 20 properties)")
+            .wasm("api-schema", &crate::micro::api_schema_policy()),
         Variant::new("content-type + error-shield (2 VMs)")
             .wasm("content-type", CONTENT_TYPE)
             .wasm("error-shield", ERROR_SHIELD),
