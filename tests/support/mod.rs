@@ -208,6 +208,8 @@ impl EnvoyBuilder {
         }
         json!({
             "admin": {"address": socket(([127, 0, 0, 1], 0).into())},
+            // xDS (tests/ecds.rs) needs the node named.
+            "node": {"id": "portcullis-test", "cluster": "portcullis-test"},
             "stats_config": stats_config(),
             "static_resources": {
                 "listeners": [{
@@ -402,7 +404,7 @@ pub fn stats_config() -> Value {
     json!({"stats_tags": tags})
 }
 
-fn tempdir() -> PathBuf {
+pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicU32, Ordering};
     static N: AtomicU32 = AtomicU32::new(0);
     let dir = std::env::temp_dir().join(format!(
