@@ -1,5 +1,7 @@
 //! Denials and their RFC 9457 `application/problem+json` bodies.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// A denial: status, a stable machine-readable reason code, and a short human detail.
@@ -14,6 +16,10 @@ pub struct Rejection {
     pub detail: String,
     /// Extra response headers (`WWW-Authenticate`, `Accept-Post`, …).
     pub headers: Vec<(String, String)>,
+    /// The operation it is about, for `portcullis_operation_violations_total` (api-schema's
+    /// `operationId`, `METHOD /template` or `undeclared`). A bounded label the control takes
+    /// from its policy, never from the request; `None` for controls without operations.
+    pub operation: Option<Arc<str>>,
 }
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -37,7 +43,14 @@ impl Rejection {
             code,
             detail: detail.into(),
             headers: Vec::new(),
+            operation: None,
         }
+    }
+
+    /// Counted per operation too (see [`Rejection::operation`]).
+    pub fn for_operation(mut self, operation: &Arc<str>) -> Self {
+        self.operation = Some(operation.clone());
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {

@@ -1,5 +1,7 @@
 //! Names of the counters and the shape of the denial log line, shared by every module.
 
+use std::sync::Arc;
+
 use serde::Serialize;
 
 use crate::config::ROUTE_NOTE;
@@ -39,6 +41,57 @@ pub fn counter_name(module: &str, outcome: Outcome, code: &str) -> String {
         "{COUNTER}.module.{module}.result.{}.code.{code}",
         outcome.as_str()
     )
+}
+
+/// The per-operation violation counter, labelled `module`, `result`, `code`, `operation`:
+/// every rejection that names an operation ([`Rejection::operation`]), denied or reported.
+pub const OPERATION_COUNTER: &str = "portcullis_operation_violations_total";
+
+/// The `operation` label of requests that match no operation the policy declares.
+pub const UNDECLARED: &str = "undeclared";
+
+/// Longest `operation` label, in bytes: a label is written into every scrape.
+pub const MAX_OPERATION_LABEL: usize = 128;
+
+/// Counter name: `portcullis_operation_violations_total.module.<m>.result.<r>.code.<c>.operation.<o>`.
+/// `operation` comes last because it is the one part a policy writes freely: the `stats_tags`
+/// regexes take the code up to the first `.operation.` (no reason code contains it) and the
+/// operation to the end, dots and all.
+pub fn operation_counter_name(
+    module: &str,
+    outcome: Outcome,
+    code: &str,
+    operation: &str,
+) -> String {
+    format!(
+        "{OPERATION_COUNTER}.module.{module}.result.{}.code.{code}.operation.{operation}",
+        outcome.as_str()
+    )
+}
+
+/// An `operation` label from a policy's text, the same in both runtimes and in every Prometheus
+/// exposition: printable ASCII stays; `"`, `\`, control characters and non-ASCII become `_`, and
+/// so does a `.` that would leave an empty part of a dotted stat name (at the start, at the end,
+/// after another `.`); at most [`MAX_OPERATION_LABEL`] characters (bytes: all are ASCII).
+pub fn operation_label(raw: &str) -> Arc<str> {
+    let mut out = String::with_capacity(raw.len().min(MAX_OPERATION_LABEL));
+    for c in raw.chars().take(MAX_OPERATION_LABEL) {
+        let c = match c {
+            '"' | '\\' => '_',
+            '.' if out.is_empty() || out.ends_with('.') => '_',
+            ' '..='~' => c,
+            _ => '_',
+        };
+        out.push(c);
+    }
+    if out.ends_with('.') {
+        out.pop();
+        out.push('_');
+    }
+    if out.is_empty() {
+        out.push('_');
+    }
+    Arc::from(out)
 }
 
 /// One structured log line per denial. No token, key, secret, signature, body or query value.
@@ -139,6 +192,37 @@ mod tests {
         assert_eq!(odd["detail"], "a \"quoted\"\nsecond line");
         // No detail, no field.
         assert!(line("").get("detail").is_none());
+    }
+
+    #[test]
+    fn operation_counter_names_end_with_the_operation() {
+        assert_eq!(
+            operation_counter_name(
+                "api_schema",
+                Outcome::Reported,
+                "api_schema.invalid_body",
+                "orders.create"
+            ),
+            "portcullis_operation_violations_total.module.api_schema.result.reported\
+             .code.api_schema.invalid_body.operation.orders.create"
+        );
+    }
+
+    #[test]
+    fn operation_labels_are_printable_bounded_and_keep_inner_dots() {
+        assert_eq!(&*operation_label("createOrder"), "createOrder");
+        assert_eq!(&*operation_label("POST /orders/{id}"), "POST /orders/{id}");
+        assert_eq!(&*operation_label("orders.v2.create"), "orders.v2.create");
+        // No empty part in a dotted stat name.
+        assert_eq!(&*operation_label(".a..b."), "_a._b_");
+        assert_eq!(&*operation_label("."), "_");
+        // Nothing that needs escaping in a Prometheus label, nothing outside printable ASCII.
+        assert_eq!(&*operation_label("a\"b\\c\nd\u{e9}"), "a_b_c_d_");
+        assert_eq!(&*operation_label(""), "_");
+        let long = "x".repeat(1000);
+        assert_eq!(operation_label(&long).len(), MAX_OPERATION_LABEL);
+        let wide = "\u{e9}".repeat(1000);
+        assert_eq!(operation_label(&wide).len(), MAX_OPERATION_LABEL);
     }
 
     #[test]

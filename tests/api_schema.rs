@@ -301,3 +301,168 @@ fn inside_guard_response_checks_replace_the_response() {
         1
     );
 }
+
+// ----- portcullis_operation_violations_total (issue #20: find the shadow APIs in report mode) -----
+
+/// The orders contract with `operationId`s on two operations (one with dots, `.operation.` even,
+/// which the wasm stat name's tag regexes must keep whole); the others are labelled
+/// `METHOD /template`.
+fn policy_with_ids(extra: Value) -> Value {
+    let mut doc: Value =
+        serde_json::from_str(include_str!("data/orders-openapi.json")).expect("contract");
+    doc["paths"]["/orders"]["post"]["operationId"] = json!("createOrder");
+    doc["paths"]["/orders"]["get"]["operationId"] = json!("orders.operation.list");
+    let mut p = json!({ "openapi": doc, "reject_undeclared_query": true });
+    if let (Some(o), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    p
+}
+
+#[test]
+fn report_mode_counts_each_violation_by_operation_and_undeclared_requests_under_undeclared() {
+    let e = envoy()
+        .wasm("api-schema", policy_with_ids(json!({"mode": "report"})))
+        .start();
+    // Shadow APIs: an undeclared path, an undeclared method. Nothing is blocked.
+    for _ in 0..2 {
+        assert_eq!(e.get("/v1/shadow-zq7x/export", &[]).status, 200);
+    }
+    let r = e.request("PATCH", &format!("/v1/orders/{UUID}"), JSON, b"{}");
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Violations of declared operations: a body, a parameter, a query.
+    let r = e.post("/v1/orders", JSON, br#"{"items":[]}"#);
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(e.get("/v1/orders/zq8y", &[]).status, 200);
+    assert_eq!(e.get("/v1/orders?limit=1000", &[]).status, 200);
+    // A response violation, reported under the operation its request matched.
+    let r = e.get(&format!("/v1/orders/{UUID}"), &answer("500", r#"{"e":1}"#));
+    assert_eq!(r.status, 500);
+    assert_eq!(e.upstream_seen().len(), 7);
+
+    let op = |operation: &str, code: &str| {
+        e.operation_counter("api_schema", operation, "reported", code)
+    };
+    assert_eq!(op("undeclared", "api_schema.unknown_path"), 2);
+    assert_eq!(op("undeclared", "api_schema.method_not_allowed"), 1);
+    assert_eq!(op("createOrder", "api_schema.invalid_body"), 1);
+    assert_eq!(
+        op("GET /orders/{id}", "api_schema.invalid_parameter"),
+        1,
+        "the template as the contract writes it"
+    );
+    assert_eq!(
+        op("orders.operation.list", "api_schema.invalid_parameter"),
+        1
+    );
+    assert_eq!(op("GET /orders/{id}", "api_schema.undeclared_status"), 1);
+    assert_eq!(
+        e.operation_counter(
+            "api_schema",
+            "undeclared",
+            "denied",
+            "api_schema.unknown_path"
+        ),
+        0
+    );
+    // portcullis_requests_total is as it was.
+    assert_eq!(
+        e.counter("api_schema", "reported", "api_schema.unknown_path"),
+        2
+    );
+    assert_eq!(
+        e.counter("api_schema", "reported", "api_schema.invalid_parameter"),
+        2
+    );
+
+    // Bounded: neither the raw path, the id sent, nor anything but the contract's labels.
+    for page in ["/stats", "/stats/prometheus"] {
+        let text = e.admin_get(page).text();
+        for raw in ["zq7x", "zq8y", UUID, "PATCH"] {
+            assert!(!text.contains(raw), "{raw} in {page}");
+        }
+        assert!(text.contains("operation_violations_total"), "{page}");
+    }
+    let prom = e.admin_get("/stats/prometheus").text();
+    let mut labels: Vec<&str> = prom
+        .lines()
+        .filter(|l| l.contains("portcullis_operation_violations_total{"))
+        .filter_map(|l| l.split("operation=\"").nth(1)?.split('"').next())
+        .collect();
+    labels.sort();
+    labels.dedup();
+    assert_eq!(
+        labels,
+        [
+            "GET /orders/{id}",
+            "createOrder",
+            "orders.operation.list",
+            "undeclared"
+        ],
+        "{prom}"
+    );
+}
+
+#[test]
+fn enforce_mode_counts_denials_by_operation_and_other_modules_count_none() {
+    let e = envoy()
+        .wasm("api-schema", policy_with_ids(json!({})))
+        .start();
+    e.get("/v1/shadow", &[])
+        .assert_problem(404, "api_schema.unknown_path");
+    e.post("/v1/orders", &[("content-type", "text/plain")], b"x")
+        .assert_problem(415, "api_schema.unsupported_media_type");
+    assert_eq!(
+        e.operation_counter(
+            "api_schema",
+            "undeclared",
+            "denied",
+            "api_schema.unknown_path"
+        ),
+        1
+    );
+    assert_eq!(
+        e.operation_counter(
+            "api_schema",
+            "createOrder",
+            "denied",
+            "api_schema.unsupported_media_type"
+        ),
+        1
+    );
+    // Allowed requests are not violations.
+    assert_eq!(e.post("/v1/orders", JSON, GOOD_ORDER).status, 200);
+    let prom = e.admin_get("/stats/prometheus").text();
+    assert!(
+        !prom
+            .lines()
+            .any(|l| l.contains("operation_violations_total{") && l.contains("\"ok\"")),
+        "{prom}"
+    );
+}
+
+#[test]
+fn inside_guard_violations_count_by_operation_under_module_guard() {
+    let p = json!({
+        "chain": ["content_type", "api_schema"],
+        "api_schema": policy_with_ids(json!({})),
+        "content_type": {"default": {"allow": ["application/json"], "allow_empty_body": true}}
+    });
+    let e = envoy().wasm("guard", p).start();
+    e.post("/v1/orders", JSON, br#"{"items":[]}"#)
+        .assert_problem(400, "api_schema.invalid_body");
+    // content_type's own denial names no operation.
+    e.post("/v1/orders", &[("content-type", "text/plain")], b"x")
+        .assert_problem(415, "content_type.unsupported");
+    assert_eq!(
+        e.operation_counter("guard", "createOrder", "denied", "api_schema.invalid_body"),
+        1
+    );
+    let prom = e.admin_get("/stats/prometheus").text();
+    let lines = prom
+        .lines()
+        .filter(|l| l.contains("operation_violations_total{"))
+        .filter(|l| !l.ends_with(" 0"))
+        .count();
+    assert_eq!(lines, 1, "{prom}");
+}

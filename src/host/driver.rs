@@ -487,7 +487,7 @@ impl<C: Control> Stream<C> {
 
     fn report<P: Primitives + ?Sized>(&self, p: &P, r: &Rejection) {
         self.log_denial(p, Outcome::Reported, r);
-        p.count(C::NAME, Outcome::Reported, r.code);
+        count(p, C::NAME, Outcome::Reported, r);
     }
 
     fn log_denial<P: Primitives + ?Sized>(&self, p: &P, outcome: Outcome, r: &Rejection) {
@@ -502,7 +502,7 @@ impl<C: Control> Stream<C> {
     fn deny<P: Primitives + ?Sized>(&mut self, p: &mut P, r: Rejection) -> Flow {
         self.log_denial(p, Outcome::Denied, &r);
         if self.shared.is_some() {
-            p.count(C::NAME, Outcome::Denied, r.code);
+            count(p, C::NAME, Outcome::Denied, &r);
         }
         let body = r.problem_body(self.req.as_ref().and_then(RequestView::request_id));
         self.replied = true;
@@ -690,6 +690,14 @@ impl<C: Control> Stream<C> {
                 }
             }
         }
+    }
+}
+
+/// A denial or report: the request counter, and the operation's when the control named one.
+fn count<P: Primitives + ?Sized>(p: &P, module: &'static str, outcome: Outcome, r: &Rejection) {
+    p.count(module, outcome, r.code);
+    if let Some(op) = &r.operation {
+        p.count_operation(module, outcome, r.code, op);
     }
 }
 

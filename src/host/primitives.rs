@@ -85,6 +85,15 @@ pub trait Primitives {
     }
     /// Count one outcome: `portcullis_requests_total{module, result, code}` (see `telemetry`).
     fn count(&self, module: &'static str, outcome: Outcome, code: &'static str);
+    /// Count one rejection of an operation:
+    /// `portcullis_operation_violations_total{module, result, code, operation}`.
+    fn count_operation(
+        &self,
+        module: &'static str,
+        outcome: Outcome,
+        code: &'static str,
+        operation: &str,
+    );
 }
 
 /// A client address as runtimes report it: `1.2.3.4:80`, `[::1]:80`, or a bare address.

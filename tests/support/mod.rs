@@ -584,23 +584,57 @@ impl Envoy {
 
     /// A `portcullis_requests_total` series from `/stats/prometheus` (0 when absent).
     pub fn counter(&self, module: &str, result: &str, code: &str) -> u64 {
+        self.series(
+            "portcullis_requests_total",
+            &[("module", module), ("result", result), ("code", code)],
+        )
+    }
+
+    /// A `portcullis_operation_violations_total` series from `/stats/prometheus` (0 when absent).
+    pub fn operation_counter(
+        &self,
+        module: &str,
+        operation: &str,
+        result: &str,
+        code: &str,
+    ) -> u64 {
+        self.series(
+            "portcullis_operation_violations_total",
+            &[
+                ("module", module),
+                ("result", result),
+                ("code", code),
+                ("operation", operation),
+            ],
+        )
+    }
+
+    /// The value of the series of counter `name` with exactly these labels (0 when absent), in
+    /// either runtime's name: Envoy names a dynamic module's counters
+    /// `dynamicmodulescustom.<name>` (`envoy_dynamicmodulescustom_<name>` in Prometheus).
+    pub fn series(&self, name: &str, labels: &[(&str, &str)]) -> u64 {
         let r =
             http(self.admin, "GET", "/stats/prometheus", &[], b"").expect("GET /stats/prometheus");
         let text = String::from_utf8_lossy(&r.body);
-        let labels = [
-            format!("module=\"{module}\""),
-            format!("result=\"{result}\""),
-            format!("code=\"{code}\""),
+        let mut want: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+        want.sort();
+        let prefixes = [
+            format!("{name}{{"),
+            format!("envoy_dynamicmodulescustom_{name}{{"),
         ];
         text.lines()
-            // Envoy names a dynamic module's counters `dynamicmodulescustom.<name>`.
-            .filter(|l| {
-                l.starts_with("portcullis_requests_total{")
-                    || l.starts_with("envoy_dynamicmodulescustom_portcullis_requests_total{")
+            .filter_map(|l| prefixes.iter().find_map(|p| l.strip_prefix(p.as_str())))
+            .filter_map(|rest| rest.rsplit_once("} "))
+            .find(|(got, _)| {
+                // Split on `",` so a value holding a comma stays whole.
+                let mut got: Vec<String> = got
+                    .split("\",")
+                    .map(|x| x.trim_end_matches('"').to_string() + "\"")
+                    .collect();
+                got.sort();
+                got == want
             })
-            .find(|l| labels.iter().all(|x| l.contains(x.as_str())))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|n| n.parse().ok())
+            .and_then(|(_, n)| n.trim().parse().ok())
             .unwrap_or(0)
     }
 

@@ -10,6 +10,8 @@
 mod responses;
 pub mod schema;
 
+use std::sync::Arc;
+
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
@@ -18,6 +20,7 @@ use crate::controls::content_type::{MediaRange, MediaType};
 use crate::params::{cookie_values, percent_decode, query_values};
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
+use crate::telemetry::{operation_label, UNDECLARED};
 use crate::verdict::Verdict;
 
 pub use responses::ResponseMode;
@@ -98,6 +101,8 @@ struct Body {
 
 #[derive(Debug)]
 struct Operation {
+    /// The `operation` label of its violations: the `operationId`, else `METHOD /template`.
+    label: Arc<str>,
     method: String,
     params: Vec<Param>,
     body: Option<Body>,
@@ -127,6 +132,8 @@ pub struct ApiSchema {
     responses_report: bool,
     reject_undeclared_query: bool,
     max_body: usize,
+    /// The `operation` label of requests no declared operation matches.
+    undeclared: Arc<str>,
     bases: Vec<String>,
     /// Concrete paths before templated ones.
     paths: Vec<PathItem>,
@@ -383,8 +390,10 @@ fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
                 }
                 _ => None,
             };
+            let method = m.to_ascii_uppercase();
             ops.push(Operation {
-                method: m.to_ascii_uppercase(),
+                label: label(op, &method, template),
+                method,
                 params,
                 body,
                 responses,
@@ -414,10 +423,33 @@ fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
         responses_report: policy.mode == Mode::Report || policy.responses == ResponseMode::Report,
         reject_undeclared_query: policy.reject_undeclared_query,
         max_body: policy.max_body_bytes,
+        undeclared: Arc::from(UNDECLARED),
         bases,
         paths: items,
         schemas: b.compiler.finish(),
     })
+}
+
+/// An operation's metric label: its `operationId`, else `METHOD /template` as the contract writes
+/// the path (`POST /orders/{id}`), made safe by [`operation_label`]. An `operationId` that would
+/// read as `undeclared` takes the `METHOD /template` form, so the two never mix.
+fn label(op: &Value, method: &str, template: &str) -> Arc<str> {
+    op.get("operationId")
+        .and_then(Value::as_str)
+        .filter(|id| !id.is_empty())
+        .map(operation_label)
+        .filter(|l| &**l != UNDECLARED)
+        .unwrap_or_else(|| operation_label(&format!("{method} {template}")))
+}
+
+/// A rejection of this operation's, counted under its label.
+fn for_operation(v: Verdict, label: Option<&Arc<str>>) -> Verdict {
+    let Some(label) = label else { return v };
+    match v {
+        Verdict::Deny(r) => Verdict::Deny(r.for_operation(label)),
+        Verdict::Report(r) => Verdict::Report(r.for_operation(label)),
+        v => v,
+    }
 }
 
 fn bad(code: &'static str, detail: impl Into<String>) -> Rejection {
@@ -585,13 +617,16 @@ impl ApiSchema {
         self.check_value(p, typed(&self.schemas, s, raw))
     }
 
+    /// The request's operation, checked: `Some` (operation key, media index) when its body must
+    /// be validated. A rejection carries the operation's label, or `undeclared`.
     fn check_request(&self, req: &RequestView) -> Result<Option<(usize, usize)>, Rejection> {
         let Some((pi, vars)) = self.route(&req.path) else {
             return Err(Rejection::new(
                 404,
                 "api_schema.unknown_path",
                 "the API does not declare this path",
-            ));
+            )
+            .for_operation(&self.undeclared));
         };
         let Some(item) = self.paths.get(pi) else {
             return Ok(None);
@@ -607,14 +642,29 @@ impl ApiSchema {
                 "api_schema.method_not_allowed",
                 format!("the API does not declare {} on this path", req.method),
             )
-            .with_header("allow", item.allow.clone()));
+            .with_header("allow", item.allow.clone())
+            .for_operation(&self.undeclared));
         };
         if self.check_responses {
             // The response phases check against this operation, whatever the request's fate.
             req.note(RESP_NOTE, ((pi as u64) << 8) | (oi as u64 & 0xff));
         }
+        match self.check_operation(req, op, &vars) {
+            Ok(media) => Ok(media.map(|mi| (pi * 65_536 + oi, mi))),
+            Err(r) => Err(r.for_operation(&op.label)),
+        }
+    }
+
+    /// A matched operation's parameters, query and body headers: `Some` (media index) when the
+    /// body must be validated against a schema.
+    fn check_operation(
+        &self,
+        req: &RequestView,
+        op: &Operation,
+        vars: &[(&str, String)],
+    ) -> Result<Option<usize>, Rejection> {
         for p in &op.params {
-            self.check_param(p, req, &vars)?;
+            self.check_param(p, req, vars)?;
         }
         if self.reject_undeclared_query {
             if let Some(q) = req.query.as_deref() {
@@ -674,22 +724,19 @@ impl ApiSchema {
                             format!("the operation accepts {accepted}"),
                         ))
                     }
-                    Some(mi) => Ok(b
-                        .media
-                        .get(mi)
-                        .and_then(|m| m.schema)
-                        .map(|_| (pi * 65_536 + oi, mi))),
+                    Some(mi) => Ok(b.media.get(mi).and_then(|m| m.schema).map(|_| mi)),
                 }
             }
         }
     }
 
-    fn body_schema(&self, note: u64) -> Option<usize> {
+    /// The body schema of the operation noted for the body phase, and the operation's label.
+    fn body_schema(&self, note: u64) -> Option<(usize, &Arc<str>)> {
         let op_key = usize::try_from(note >> 16).ok()?;
         let mi = usize::try_from(note & 0xffff).ok()?;
         let (pi, oi) = (op_key / 65_536, op_key % 65_536);
         let op = self.paths.get(pi)?.ops.get(oi)?;
-        op.body.as_ref()?.media.get(mi)?.schema
+        Some((op.body.as_ref()?.media.get(mi)?.schema?, &op.label))
     }
 }
 
@@ -725,9 +772,32 @@ impl Control for ApiSchema {
     }
 
     fn on_request_body(&self, req: &RequestView, body: &[u8], _env: &Env) -> Verdict {
-        let Some(schema) = req.noted(OP_NOTE).and_then(|n| self.body_schema(n)) else {
+        let Some((schema, label)) = req.noted(OP_NOTE).and_then(|n| self.body_schema(n)) else {
             return Verdict::Continue;
         };
+        for_operation(self.check_body(schema, body), Some(label))
+    }
+
+    fn on_response(&self, req: &RequestView, resp: &ResponseView, _env: &Env) -> Verdict {
+        for_operation(self.check_response(req, resp), self.response_label(req))
+    }
+
+    fn on_response_body(
+        &self,
+        req: &RequestView,
+        resp: &ResponseView,
+        body: Option<&[u8]>,
+        _env: &Env,
+    ) -> Verdict {
+        for_operation(
+            self.check_response_body(req, resp, body),
+            self.response_label(req),
+        )
+    }
+}
+
+impl ApiSchema {
+    fn check_body(&self, schema: usize, body: &[u8]) -> Verdict {
         let value: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(_) => {
@@ -748,20 +818,6 @@ impl Control for ApiSchema {
                 ),
             )),
         }
-    }
-
-    fn on_response(&self, req: &RequestView, resp: &ResponseView, _env: &Env) -> Verdict {
-        self.check_response(req, resp)
-    }
-
-    fn on_response_body(
-        &self,
-        req: &RequestView,
-        resp: &ResponseView,
-        body: Option<&[u8]>,
-        _env: &Env,
-    ) -> Verdict {
-        self.check_response_body(req, resp, body)
     }
 }
 

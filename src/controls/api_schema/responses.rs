@@ -5,6 +5,7 @@
 //! `report` it is logged and counted and the response passes unchanged.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -155,12 +156,22 @@ impl ApiSchema {
         }
     }
 
-    /// The declared responses of the operation the request matched.
-    fn responses_of(&self, req: &RequestView) -> Option<&Responses> {
+    /// The operation the request matched, for its response phases.
+    fn response_operation(&self, req: &RequestView) -> Option<&super::Operation> {
         let note = req.noted(RESP_NOTE)?;
         let pi = usize::try_from(note >> 8).ok()?;
         let oi = usize::try_from(note & 0xff).ok()?;
-        self.paths.get(pi)?.ops.get(oi)?.responses.as_ref()
+        self.paths.get(pi)?.ops.get(oi)
+    }
+
+    /// The declared responses of the operation the request matched.
+    fn responses_of(&self, req: &RequestView) -> Option<&Responses> {
+        self.response_operation(req)?.responses.as_ref()
+    }
+
+    /// The `operation` label of the response's violations.
+    pub(super) fn response_label(&self, req: &RequestView) -> Option<&Arc<str>> {
+        self.response_operation(req).map(|op| &op.label)
     }
 
     fn response_step(&self, req: &RequestView, resp: &ResponseView) -> Step {

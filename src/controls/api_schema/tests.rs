@@ -741,3 +741,108 @@ fn config_response_keys_and_modes_refused_with_path() {
     assert_eq!(e.path, "responses");
     assert!(e.reason.contains("unknown variant"), "{}", e.reason);
 }
+
+// ----- the `operation` label of portcullis_operation_violations_total (issue #20) -----
+
+/// The orders contract with `operationId`s on some operations.
+fn with_ids(extra: Value) -> ApiSchema {
+    let mut doc: Value = serde_json::from_str(ORDERS).unwrap();
+    doc["paths"]["/orders"]["post"]["operationId"] = json!("createOrder");
+    doc["paths"]["/orders/{id}"]["delete"]["operationId"] = json!("undeclared");
+    let mut p = json!({ "openapi": doc });
+    if let (Some(o), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+        o.extend(e.clone());
+    }
+    configure::<ApiSchema>(p.to_string().as_bytes()).unwrap()
+}
+
+fn operation(v: &Verdict) -> Option<&str> {
+    match v {
+        Verdict::Deny(r) | Verdict::Report(r) => r.operation.as_deref(),
+        _ => None,
+    }
+}
+
+#[test]
+fn operation_label_is_the_operation_id() {
+    let c = with_ids(json!({}));
+    // A body violation (the body phase) and a header-phase one (the media type).
+    let v = run(&c, "POST", "/v1/orders", JSON, r#"{"items":[]}"#);
+    assert_eq!(code(&v), Some("api_schema.invalid_body"));
+    assert_eq!(operation(&v), Some("createOrder"));
+    let v = run(
+        &c,
+        "POST",
+        "/v1/orders",
+        &[("content-type", "text/plain")],
+        "x",
+    );
+    assert_eq!(code(&v), Some("api_schema.unsupported_media_type"));
+    assert_eq!(operation(&v), Some("createOrder"));
+}
+
+#[test]
+fn operation_label_without_operation_id_is_method_and_template_as_written() {
+    let c = with_ids(json!({}));
+    // The template as the contract writes it: no server base, `{id}` not the value sent.
+    let v = run(&c, "GET", "/v1/orders/42", &[], "");
+    assert_eq!(code(&v), Some("api_schema.invalid_parameter"));
+    assert_eq!(operation(&v), Some("GET /orders/{id}"));
+    let v = run(&c, "GET", "/v1/orders?admin=1&limit=1000", &[], "");
+    assert_eq!(operation(&v), Some("GET /orders"));
+    // An `operationId` that reads as `undeclared` never mixes with the undeclared requests.
+    let v = run(&c, "DELETE", "/v1/orders/42", &[], "");
+    assert_eq!(code(&v), Some("api_schema.invalid_parameter"));
+    assert_eq!(operation(&v), Some("DELETE /orders/{id}"));
+}
+
+#[test]
+fn operation_label_of_undeclared_paths_and_methods_is_undeclared_never_the_request() {
+    for c in [with_ids(json!({})), with_ids(json!({"mode": "report"}))] {
+        let v = run(&c, "GET", "/v1/shadow/7d3f1c2e", &[], "");
+        assert!(
+            matches!(&v, Verdict::Deny(r) | Verdict::Report(r) if r.code == "api_schema.unknown_path"),
+            "{v:?}"
+        );
+        assert_eq!(operation(&v), Some("undeclared"));
+        let v = run(&c, "PATCH", "/v1/orders", JSON, "{}");
+        assert!(
+            matches!(&v, Verdict::Deny(r) | Verdict::Report(r) if r.code == "api_schema.method_not_allowed"),
+            "{v:?}"
+        );
+        assert_eq!(operation(&v), Some("undeclared"));
+    }
+}
+
+#[test]
+fn operation_label_of_response_violations_is_their_operation() {
+    let c = with_ids(json!({"responses": "enforce"}));
+    let v = one_order(&c, 500, &[], "");
+    assert_eq!(code(&v), Some("api_schema.undeclared_status"));
+    assert_eq!(operation(&v), Some("GET /orders/{id}"));
+    let v = one_order(&c, 200, JSON, r#"{"id":1}"#);
+    assert_eq!(code(&v), Some("api_schema.invalid_response_body"));
+    assert_eq!(operation(&v), Some("GET /orders/{id}"));
+    // Reported alike.
+    let c = with_ids(json!({}));
+    let v = respond(&c, "POST", "/v1/orders", 500, &[], None);
+    assert!(matches!(&v, Verdict::Report(_)), "{v:?}");
+    assert_eq!(operation(&v), Some("createOrder"));
+}
+
+#[test]
+fn operation_label_from_the_contract_is_made_safe() {
+    let doc = json!({"openapi": "3.0.3", "paths": {
+        "/a": {"get": {"operationId": "a\"b\nc.", "responses": {"200": {"description": "ok"}}}},
+        "/b": {"get": {"operationId": "", "parameters": [
+            {"name": "q", "in": "query", "required": true, "schema": {"type": "string"}}]}}}});
+    let c = configure::<ApiSchema>(json!({ "openapi": doc }).to_string().as_bytes()).unwrap();
+    let v = run(&c, "GET", "/a?x", &[], "");
+    assert_eq!(v, Verdict::Continue);
+    let v = run(&c, "GET", "/a", &[], "x");
+    assert_eq!(operation(&v), Some("a_b_c_"));
+    // An empty `operationId` is none.
+    let v = run(&c, "GET", "/b", &[], "");
+    assert_eq!(code(&v), Some("api_schema.missing_parameter"));
+    assert_eq!(operation(&v), Some("GET /b"));
+}

@@ -542,11 +542,11 @@ impl FilterEnvoy {
         unsafe { envoy_dynamic_module_callback_http_filter_continue_decoding(self.0) }
     }
 
-    /// `portcullis_requests_total{module, result, code}` += 1 (`counter`: its id, defined on the
-    /// config this stream belongs to).
-    pub fn count(self, counter: usize, labels: [&str; 3]) -> bool {
+    /// A labelled counter += 1 (`counter`: its id, defined on the config this stream belongs
+    /// to; `labels`: one value per label it was defined with, in order).
+    pub fn count<const N: usize>(self, counter: usize, labels: [&str; N]) -> bool {
         let mut values = labels.map(|l| ModuleBuffer::of(l.as_bytes()));
-        // SAFETY: `values` holds the 3 label values the counter was defined with, alive for the
+        // SAFETY: `values` holds the N label values the counter was defined with, alive for the
         // call.
         let r = unsafe {
             envoy_dynamic_module_callback_http_filter_increment_counter(

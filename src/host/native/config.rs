@@ -1,4 +1,4 @@
-//! One filter configuration (`config_new` … `config_destroy`): the policy, the counter, the
+//! One filter configuration (`config_new` … `config_destroy`): the policy, the counters, the
 //! timer of background ticks, their callouts in flight and the answers every thread's instance
 //! takes.
 
@@ -26,6 +26,8 @@ pub struct Config {
     envoy: ConfigEnvoy,
     /// `portcullis_requests_total{module, result, code}` (None: Envoy refused to define it).
     counter: Option<usize>,
+    /// `portcullis_operation_violations_total{module, result, code, operation}`.
+    operation_counter: Option<usize>,
     /// Shared with the timer thread; `None` once the configuration is destroyed.
     scheduler: Arc<Mutex<Option<Scheduler>>>,
     stopped: Arc<AtomicBool>,
@@ -50,12 +52,20 @@ impl Config {
         if counter.is_none() {
             ::log::warn!("portcullis {name}: Envoy refused to define the request counter");
         }
+        let operation_counter = envoy.define_counter(
+            crate::telemetry::OPERATION_COUNTER,
+            &["module", "result", "code", "operation"],
+        );
+        if operation_counter.is_none() {
+            ::log::warn!("portcullis {name}: Envoy refused to define the operation counter");
+        }
         let cfg = Arc::new(Config {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             kind,
             policy: policy.to_vec(),
             envoy,
             counter,
+            operation_counter,
             scheduler: Arc::new(Mutex::new(None)),
             stopped: Arc::new(AtomicBool::new(false)),
             in_flight: Mutex::new(HashMap::new()),
@@ -89,6 +99,10 @@ impl Config {
 
     pub fn counter(&self) -> Option<usize> {
         self.counter
+    }
+
+    pub fn operation_counter(&self) -> Option<usize> {
+        self.operation_counter
     }
 
     pub fn answers(&self) -> &Answers {

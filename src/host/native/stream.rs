@@ -268,4 +268,17 @@ impl Primitives for Host<'_> {
             self.envoy.count(id, [module, outcome.as_str(), code]);
         }
     }
+
+    fn count_operation(
+        &self,
+        module: &'static str,
+        outcome: Outcome,
+        code: &'static str,
+        operation: &str,
+    ) {
+        if let Some(id) = self.cfg.operation_counter() {
+            self.envoy
+                .count(id, [module, outcome.as_str(), code, operation]);
+        }
+    }
 }

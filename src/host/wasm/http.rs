@@ -137,6 +137,17 @@ impl Primitives for Host {
     fn count(&self, module: &'static str, outcome: Outcome, code: &'static str) {
         self.metrics.count(module, outcome, code);
     }
+
+    fn count_operation(
+        &self,
+        module: &'static str,
+        outcome: Outcome,
+        code: &'static str,
+        operation: &str,
+    ) {
+        self.metrics
+            .count_operation(module, outcome, code, operation);
+    }
 }
 
 impl<C: Control> Context for Http<C> {

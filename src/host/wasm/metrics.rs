@@ -7,11 +7,23 @@ use std::collections::HashMap;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MetricType;
 
-use crate::telemetry::{counter_name, Outcome};
+use crate::telemetry::{counter_name, operation_counter_name, Outcome};
 
 #[derive(Default)]
 pub struct Metrics {
     ids: RefCell<HashMap<(Outcome, &'static str), u32>>,
+    /// Per (outcome, code), then per operation: looked up by `&str`, no allocation once defined.
+    operation_ids: RefCell<HashMap<(Outcome, &'static str), HashMap<Box<str>, u32>>>,
+}
+
+fn define(module: &str, name: &str) -> Option<u32> {
+    match hostcalls::define_metric(MetricType::Counter, name) {
+        Ok(id) => Some(id),
+        Err(e) => {
+            log::warn!("portcullis {module}: cannot define metric: {e:?}");
+            None
+        }
+    }
 }
 
 impl Metrics {
@@ -19,19 +31,44 @@ impl Metrics {
         let known = self.ids.borrow().get(&(outcome, code)).copied();
         let id = match known {
             Some(id) => id,
-            None => match hostcalls::define_metric(
-                MetricType::Counter,
-                &counter_name(module, outcome, code),
-            ) {
-                Ok(id) => {
-                    self.ids.borrow_mut().insert((outcome, code), id);
-                    id
-                }
-                Err(e) => {
-                    log::warn!("portcullis {module}: cannot define metric: {e:?}");
+            None => {
+                let Some(id) = define(module, &counter_name(module, outcome, code)) else {
                     return;
-                }
-            },
+                };
+                self.ids.borrow_mut().insert((outcome, code), id);
+                id
+            }
+        };
+        let _ = hostcalls::increment_metric(id, 1);
+    }
+
+    pub fn count_operation(
+        &self,
+        module: &str,
+        outcome: Outcome,
+        code: &'static str,
+        operation: &str,
+    ) {
+        let known = self
+            .operation_ids
+            .borrow()
+            .get(&(outcome, code))
+            .and_then(|ops| ops.get(operation))
+            .copied();
+        let id = match known {
+            Some(id) => id,
+            None => {
+                let name = operation_counter_name(module, outcome, code, operation);
+                let Some(id) = define(module, &name) else {
+                    return;
+                };
+                self.operation_ids
+                    .borrow_mut()
+                    .entry((outcome, code))
+                    .or_default()
+                    .insert(operation.into(), id);
+                id
+            }
         };
         let _ = hostcalls::increment_metric(id, 1);
     }
