@@ -47,7 +47,7 @@ pub enum Hmac {
 
 impl Hmac {
     /// The tag length: the hash output.
-    pub fn len(self) -> usize {
+    pub fn tag_len(self) -> usize {
         match self {
             Hmac::Sha256 => 32,
             Hmac::Sha384 => 48,
@@ -67,7 +67,7 @@ pub fn hmac(alg: Hmac, key: &[u8], data: &[u8]) -> Vec<u8> {
 /// Constant-time check of a full-length tag: a truncated tag is refused (RFC 2104 §5 allows
 /// truncation, but neither RFC 9421 nor RFC 7518 does).
 pub fn hmac_verify(alg: Hmac, key: &[u8], data: &[u8], tag: &[u8]) -> bool {
-    if tag.len() != alg.len() {
+    if tag.len() != alg.tag_len() {
         return false;
     }
     #[cfg(feature = "native-crypto")]
