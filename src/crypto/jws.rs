@@ -219,8 +219,8 @@ impl Verifier {
             }
             // Claims must have jwt-simple's shape (its checks of them are vacuous here).
             let claims = Base64UrlSafeNoPadding::decode_to_vec(claims_b64, None).ok();
-            if !claims
-                .is_some_and(|c| serde_json::from_slice::<JWTClaims<NoCustomClaims>>(&c).is_ok())
+            if claims
+                .is_none_or(|c| serde_json::from_slice::<JWTClaims<NoCustomClaims>>(&c).is_err())
             {
                 return Some(false);
             }

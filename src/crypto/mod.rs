@@ -3,8 +3,9 @@
 //! - `pure` (always built): RustCrypto, jwt-simple (`pure-rust`) and the table-driven ES256 of
 //!   `es256.rs`. It builds for wasm32-wasip1; the wasm modules use nothing else.
 //! - `native` (feature `native-crypto`, turned on only by the native library): ring, for the
-//!   operations where it measured faster natively (docs/native.md, "Crypto backend"). The
-//!   other operations stay on `pure` in the native library too.
+//!   operations where it measured faster natively (docs/native.md, "Crypto backend"): AES-GCM
+//!   and RSA (RS*/PS*) signatures. SHA-2 and HMAC stay on `pure` in both builds (sha2 uses the
+//!   CPU's SHA extensions, ring does not), and so do ES384, EdDSA and HS* (see jws.rs).
 //!
 //! Both backends accept and refuse the same inputs: the facade checks what the backends would
 //! judge differently (key sizes, exponent, tag and signature lengths) before either runs, and
@@ -23,18 +24,14 @@ use base64::Engine;
 
 /// SHA-256 (FIPS 180-4).
 pub fn sha256(data: &[u8]) -> [u8; 32] {
-    #[cfg(feature = "native-crypto")]
-    return native::sha256(data);
-    #[cfg(not(feature = "native-crypto"))]
-    return pure::sha256(data);
+    // sha2 uses the CPU's SHA extensions; ring does not: pure is as fast or faster natively.
+    pure::sha256(data)
 }
 
 /// SHA-512 (FIPS 180-4).
 pub fn sha512(data: &[u8]) -> [u8; 64] {
-    #[cfg(feature = "native-crypto")]
-    return native::sha512(data);
-    #[cfg(not(feature = "native-crypto"))]
-    return pure::sha512(data);
+    // sha2 uses the CPU's SHA extensions; ring does not: pure is as fast or faster natively.
+    pure::sha512(data)
 }
 
 /// The HMAC hash (RFC 2104 over SHA-2).
@@ -58,10 +55,8 @@ impl Hmac {
 
 /// HMAC of `data` under `key` (any key length, RFC 2104 §2).
 pub fn hmac(alg: Hmac, key: &[u8], data: &[u8]) -> Vec<u8> {
-    #[cfg(feature = "native-crypto")]
-    return native::hmac(alg, key, data);
-    #[cfg(not(feature = "native-crypto"))]
-    return pure::hmac(alg, key, data);
+    // sha2 uses the CPU's SHA extensions; ring does not: pure is as fast or faster natively.
+    pure::hmac(alg, key, data)
 }
 
 /// Constant-time check of a full-length tag: a truncated tag is refused (RFC 2104 §5 allows
@@ -70,10 +65,8 @@ pub fn hmac_verify(alg: Hmac, key: &[u8], data: &[u8], tag: &[u8]) -> bool {
     if tag.len() != alg.tag_len() {
         return false;
     }
-    #[cfg(feature = "native-crypto")]
-    return native::hmac_verify(alg, key, data, tag);
-    #[cfg(not(feature = "native-crypto"))]
-    return pure::hmac_verify(alg, key, data, tag);
+    // sha2 uses the CPU's SHA extensions; ring does not: pure is as fast or faster natively.
+    pure::hmac_verify(alg, key, data, tag)
 }
 
 /// AES-GCM key size (RFC 7518 §5.3: A128GCM, A256GCM).

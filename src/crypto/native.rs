@@ -1,22 +1,30 @@
 //! The ring backend (feature `native-crypto`, the native library only). Sizes are checked by
 //! the facade (mod.rs) before these are called.
 
-use ring::{aead, digest, hmac as rhmac, signature};
+use ring::{aead, signature};
+#[cfg(test)]
+use ring::{digest, hmac as rhmac};
 
-use super::{Gcm, Hmac};
+use super::Gcm;
+#[cfg(test)]
+use super::Hmac;
 
+// Measured against sha2 only (crypto::tests::bench_backends): not used by the facade.
+#[cfg(test)]
 pub fn sha256(data: &[u8]) -> [u8; 32] {
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, data).as_ref());
     out
 }
 
+#[cfg(test)]
 pub fn sha512(data: &[u8]) -> [u8; 64] {
     let mut out = [0u8; 64];
     out.copy_from_slice(digest::digest(&digest::SHA512, data).as_ref());
     out
 }
 
+#[cfg(test)]
 fn key(alg: Hmac, key: &[u8]) -> rhmac::Key {
     let alg = match alg {
         Hmac::Sha256 => rhmac::HMAC_SHA256,
@@ -26,10 +34,12 @@ fn key(alg: Hmac, key: &[u8]) -> rhmac::Key {
     rhmac::Key::new(alg, key)
 }
 
+#[cfg(test)]
 pub fn hmac(alg: Hmac, k: &[u8], data: &[u8]) -> Vec<u8> {
     rhmac::sign(&key(alg, k), data).as_ref().to_vec()
 }
 
+#[cfg(test)]
 /// `ring::hmac::verify` compares in constant time.
 pub fn hmac_verify(alg: Hmac, k: &[u8], data: &[u8], tag: &[u8]) -> bool {
     rhmac::verify(&key(alg, k), data, tag).is_ok()

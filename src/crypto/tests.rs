@@ -4,6 +4,8 @@
 use super::*;
 use jwt_simple::prelude::*;
 
+// The test keys jwt-auth's unit tests use too (their module is private to jwt_auth).
+#[allow(clippy::duplicate_mod)]
 #[path = "../../tests/support/jwt.rs"]
 mod jwt;
 
@@ -311,4 +313,177 @@ mod both {
             prop_assert_eq!(key.verify(&t), key.verify_with_pure(&t));
         }
     }
+}
+
+/// Pure vs ring, interleaved batches in one process (the machine is noisy): `cargo test
+/// --profile release-native --lib --features native-crypto crypto::tests::bench -- --ignored
+/// --nocapture`. The numbers are in docs/native.md ("Crypto backend").
+#[cfg(feature = "native-crypto")]
+#[test]
+#[ignore]
+fn bench_backends() {
+    use std::hint::black_box;
+    use std::time::Instant;
+    fn ns(f: &mut dyn FnMut()) -> f64 {
+        let mut n = 1u32;
+        loop {
+            let t = Instant::now();
+            (0..n).for_each(|_| f());
+            if t.elapsed().as_millis() >= 10 || n > 1 << 22 {
+                return t.elapsed().as_nanos() as f64 / f64::from(n);
+            }
+            n *= 2;
+        }
+    }
+    fn row(name: &str, mut a: impl FnMut(), mut b: impl FnMut()) {
+        let (mut pa, mut pb) = (Vec::new(), Vec::new());
+        for _ in 0..9 {
+            pa.push(ns(&mut a));
+            pb.push(ns(&mut b));
+        }
+        pa.sort_by(f64::total_cmp);
+        pb.sort_by(f64::total_cmp);
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.2} |",
+            pa[4],
+            pb[4],
+            pa[4] / pb[4]
+        );
+    }
+    let kib = vec![7u8; 1024];
+    let k10 = vec![7u8; 10 * 1024];
+    let key = [9u8; 32];
+    let iv = [1u8; 12];
+    println!("| operation | pure ns/op | ring ns/op | pure ÷ ring |");
+    row(
+        "SHA-256, 32 B",
+        || {
+            black_box(pure::sha256(black_box(&kib[..32])));
+        },
+        || {
+            black_box(native::sha256(black_box(&kib[..32])));
+        },
+    );
+    row(
+        "SHA-256, 1 KiB",
+        || {
+            black_box(pure::sha256(black_box(&kib)));
+        },
+        || {
+            black_box(native::sha256(black_box(&kib)));
+        },
+    );
+    row(
+        "SHA-512, 1 KiB",
+        || {
+            black_box(pure::sha512(black_box(&kib)));
+        },
+        || {
+            black_box(native::sha512(black_box(&kib)));
+        },
+    );
+    let tag = pure::hmac(Hmac::Sha256, &key, &kib);
+    row(
+        "HMAC-SHA256 verify, 1 KiB",
+        || {
+            black_box(pure::hmac_verify(Hmac::Sha256, &key, black_box(&kib), &tag));
+        },
+        || {
+            black_box(native::hmac_verify(
+                Hmac::Sha256,
+                &key,
+                black_box(&kib),
+                &tag,
+            ));
+        },
+    );
+    row(
+        "AES-256-GCM seal, 10 KiB",
+        || {
+            let mut b = k10.clone();
+            black_box(pure::gcm_seal(Gcm::Aes256, &key, &iv, b"aad", &mut b));
+        },
+        || {
+            let mut b = k10.clone();
+            black_box(native::gcm_seal(Gcm::Aes256, &key, &iv, b"aad", &mut b));
+        },
+    );
+    let mut sealed = k10.clone();
+    let gtag = pure::gcm_seal(Gcm::Aes256, &key, &iv, b"aad", &mut sealed).unwrap();
+    row(
+        "AES-256-GCM open, 10 KiB",
+        || {
+            let mut b = sealed.clone();
+            assert!(pure::gcm_open(
+                Gcm::Aes256,
+                &key,
+                &iv,
+                b"aad",
+                &mut b,
+                &gtag
+            ));
+        },
+        || {
+            let mut b = sealed.clone();
+            assert!(native::gcm_open(
+                Gcm::Aes256,
+                &key,
+                &iv,
+                b"aad",
+                &mut b,
+                &gtag
+            ));
+        },
+    );
+    for (v, token) in signed() {
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64url(sig).unwrap();
+        // EdDSA and HS256 are not switched (native_wins): ring's raw verify is timed against
+        // the whole pure verifier (which also parses header and claims, ~1–2 µs).
+        match v.alg() {
+            "EdDSA" => continue,
+            "HS256" => {
+                row(
+                    "JWS HS256 (pure: whole token; ring: HMAC only)",
+                    || {
+                        assert!(v.verify_with_pure(&token));
+                    },
+                    || {
+                        assert!(native::hmac_verify(
+                            Hmac::Sha256,
+                            &[7u8; 32],
+                            input.as_bytes(),
+                            &sig
+                        ));
+                    },
+                );
+                continue;
+            }
+            _ => {}
+        }
+        row(
+            &format!("JWS {} verify (jwt-auth's verifier)", v.alg()),
+            || {
+                assert!(v.verify_with_pure(&token));
+            },
+            || {
+                assert!(v.verify(&token));
+            },
+        );
+    }
+    let ed = jwt::ed25519("d");
+    let token = jwt::sign_ed25519(&ed, &claims());
+    let v = jws::Verifier::ed25519(&ed.public_key().to_bytes()).unwrap();
+    let (input, sig) = token.rsplit_once('.').unwrap();
+    let sig = b64url(sig).unwrap();
+    let pk = ed.public_key().to_bytes();
+    row(
+        "JWS EdDSA (pure: whole token; ring: signature only)",
+        || {
+            assert!(v.verify_with_pure(&token));
+        },
+        || {
+            assert!(native::key_verify("EdDSA", &pk, input.as_bytes(), &sig));
+        },
+    );
 }
