@@ -112,6 +112,8 @@ run: setup build
 ## test: unit tests, then the real-Envoy integration tests
 test: setup build build-fault
 	cargo test --lib --bins --tests
+	# The unit tests again with ring as the crypto backend (what the native library links).
+	cargo test --lib --features native-crypto
 	# The real-Envoy tests again, with the controls in the native dynamic module.
 	PORTCULLIS_RUNTIME=native cargo test --tests
 	cargo test --doc

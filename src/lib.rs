@@ -23,6 +23,7 @@ pub mod chain;
 pub mod config;
 pub mod control;
 pub mod controls;
+pub mod crypto;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod echo;
 pub mod inflight;

@@ -1,6 +1,6 @@
 //! `Content-Digest` (RFC 9530 §2): a Dictionary of algorithm = byte sequence.
 
-use sha2::{Digest as _, Sha256, Sha512};
+use crate::crypto;
 
 use super::sfv::{self, BareItem, Item, Member};
 
@@ -28,8 +28,8 @@ impl Algorithm {
 
     pub fn digest(self, body: &[u8]) -> Vec<u8> {
         match self {
-            Algorithm::Sha256 => Sha256::digest(body).to_vec(),
-            Algorithm::Sha512 => Sha512::digest(body).to_vec(),
+            Algorithm::Sha256 => crypto::sha256(body).to_vec(),
+            Algorithm::Sha512 => crypto::sha512(body).to_vec(),
         }
     }
 }

@@ -28,10 +28,9 @@ pub mod base;
 pub mod digest;
 pub mod sfv;
 
+use crate::crypto;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 
 pub use base::{BaseError, Message};
 pub use digest::{Algorithm, DigestError};
@@ -44,29 +43,14 @@ pub const ALG: &str = "hmac-sha256";
 /// Longest nonce accepted.
 pub const MAX_NONCE_LEN: usize = 256;
 
-type HmacSha256 = Hmac<Sha256>;
-
 /// HMAC-SHA256 of the signature base.
 pub fn mac(secret: &[u8], base: &str) -> Vec<u8> {
-    // HMAC accepts keys of any length.
-    match HmacSha256::new_from_slice(secret) {
-        Ok(mut m) => {
-            m.update(base.as_bytes());
-            m.finalize().into_bytes().to_vec()
-        }
-        Err(_) => Vec::new(),
-    }
+    crypto::hmac(crypto::Hmac::Sha256, secret, base.as_bytes())
 }
 
-/// Constant-time check of a signature against the HMAC of the base.
+/// Constant-time check of a signature against the HMAC of the base (full 32 bytes only).
 pub fn mac_matches(secret: &[u8], base: &str, signature: &[u8]) -> bool {
-    match HmacSha256::new_from_slice(secret) {
-        Ok(mut m) => {
-            m.update(base.as_bytes());
-            m.verify_slice(signature).is_ok()
-        }
-        Err(_) => false,
-    }
+    crypto::hmac_verify(crypto::Hmac::Sha256, secret, base.as_bytes(), signature)
 }
 
 /// Why a signature was refused. Each maps to a stable reason code (see [`SigError::code`]).

@@ -13,7 +13,6 @@ pub use keys::{KeyError, Locations, Source, MAX_KEY_LEN};
 use std::collections::HashMap;
 
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 
 use crate::config::{
     check_scope_tokens, is_header_name, MatchSpec, RequiredScopes, RouteTable, Routed,
@@ -161,7 +160,7 @@ pub struct ApiKey {
 
 /// SHA-256 of a key, as the policy stores it (lower-case hex).
 pub fn sha256_hex(key: &[u8]) -> String {
-    Sha256::digest(key)
+    crate::crypto::sha256(key)
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
@@ -361,7 +360,7 @@ impl Control for ApiKey {
             }
             Err(e) => return Verdict::Deny(unauthorized("api_key.malformed", e.detail())),
         };
-        let hash: [u8; 32] = Sha256::digest(&presented).into();
+        let hash = crate::crypto::sha256(&presented);
         let Some((index, key)) = self
             .by_hash
             .get(&hash)

@@ -8,7 +8,6 @@ use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 /// What a verified token proved.
 #[derive(Debug)]
@@ -28,7 +27,7 @@ pub fn digest(token: &str) -> Digest32 {
 }
 
 pub fn digest_bytes(b: &[u8]) -> Digest32 {
-    Sha256::digest(b).into()
+    crate::crypto::sha256(b)
 }
 
 #[derive(Debug, Default)]

@@ -1,34 +1,18 @@
-//! JSON Web Key Sets (RFC 7517) compiled into verifiers, and signature verification through
-//! jwt-simple (ES256 through the table-driven verifier in `es256.rs`). A key is bound to one
+//! JSON Web Key Sets (RFC 7517) compiled into verifiers; signatures are checked by the crypto
+//! facade (`crate::crypto::jws`). A key is bound to one
 //! algorithm: an HMAC secret only verifies HS*, an RSA key only RS*/PS*, so RS256→HS256
 //! confusion cannot happen.
 
-use jwt_simple::prelude::*;
 use serde_json::Value;
 
-use super::es256::Es256Key;
 use super::token::b64url;
+use crate::crypto::jws::Verifier;
 
 /// The algorithms a provider may allow. `none` is not one of them.
 pub const ALGORITHMS: &[&str] = &[
     "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
     "HS384", "HS512",
 ];
-
-enum Verifier {
-    Rs256(RS256PublicKey),
-    Rs384(RS384PublicKey),
-    Rs512(RS512PublicKey),
-    Ps256(PS256PublicKey),
-    Ps384(PS384PublicKey),
-    Ps512(PS512PublicKey),
-    Es256(Es256Key),
-    Es384(ES384PublicKey),
-    EdDsa(Ed25519PublicKey),
-    Hs256(HS256Key),
-    Hs384(HS384Key),
-    Hs512(HS512Key),
-}
 
 /// One key, for one algorithm.
 pub struct Key {
@@ -82,38 +66,7 @@ impl KeySet {
 
 impl Key {
     fn verify(&self, token: &str) -> bool {
-        // Claims are checked by the control with its own clock and codes; make jwt-simple's
-        // own claim checks vacuous (time 0, no tolerance, future accepted).
-        let opts = || {
-            Some(VerificationOptions {
-                accept_future: true,
-                time_tolerance: Some(Duration::from_secs(0)),
-                artificial_time: Some(UnixTimeStamp::from_secs(0)),
-                max_token_length: None,
-                max_header_length: Some(64 * 1024),
-                ..Default::default()
-            })
-        };
-        let t = token;
-        match &self.verifier {
-            Verifier::Rs256(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Rs384(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Rs512(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Ps256(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Ps384(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Ps512(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            // The token was parsed and its header checked already (token.rs): only the
-            // signature over `header.payload` is left.
-            Verifier::Es256(k) => t
-                .rsplit_once('.')
-                .and_then(|(input, sig)| Some((input, b64url(sig)?)))
-                .is_some_and(|(input, sig)| k.verify(input.as_bytes(), &sig)),
-            Verifier::Es384(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::EdDsa(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Hs256(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Hs384(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-            Verifier::Hs512(k) => k.verify_token::<NoCustomClaims>(t, opts()).is_ok(),
-        }
+        self.verifier.verify(token)
     }
 }
 
@@ -189,18 +142,10 @@ pub fn compile_jwk(jwk: &Value, allowed: &[&'static str]) -> Result<Vec<Key>, (S
                 return Err(("n".into(), "RSA keys need at least 2048 bits".into()));
             }
             for alg in algs {
-                let v = match alg {
-                    "RS256" => RS256PublicKey::from_components(&n, &e).map(Verifier::Rs256),
-                    "RS384" => RS384PublicKey::from_components(&n, &e).map(Verifier::Rs384),
-                    "RS512" => RS512PublicKey::from_components(&n, &e).map(Verifier::Rs512),
-                    "PS256" => PS256PublicKey::from_components(&n, &e).map(Verifier::Ps256),
-                    "PS384" => PS384PublicKey::from_components(&n, &e).map(Verifier::Ps384),
-                    _ => PS512PublicKey::from_components(&n, &e).map(Verifier::Ps512),
-                };
                 out.push(Key {
                     kid: kid.clone(),
                     alg,
-                    verifier: v.map_err(|_| bad("n"))?,
+                    verifier: Verifier::rsa(alg, &n, &e).ok_or_else(|| bad("n"))?,
                 });
             }
         }
@@ -211,26 +156,20 @@ pub fn compile_jwk(jwk: &Value, allowed: &[&'static str]) -> Result<Vec<Key>, (S
             point.extend_from_slice(&x);
             point.extend_from_slice(&y);
             for alg in algs {
-                let v = if alg == "ES256" {
-                    Es256Key::from_sec1(&point).map(Verifier::Es256)
-                } else {
-                    ES384PublicKey::from_bytes(&point).ok().map(Verifier::Es384)
-                };
                 out.push(Key {
                     kid: kid.clone(),
                     alg,
-                    verifier: v.ok_or_else(|| bad("x"))?,
+                    verifier: Verifier::ec(alg, &point).ok_or_else(|| bad("x"))?,
                 });
             }
         }
         "OKP" => {
             let x = bytes_member(jwk, "x")?;
             for alg in algs {
-                let v = Ed25519PublicKey::from_bytes(&x).map_err(|_| bad("x"))?;
                 out.push(Key {
                     kid: kid.clone(),
                     alg,
-                    verifier: Verifier::EdDsa(v),
+                    verifier: Verifier::ed25519(&x).ok_or_else(|| bad("x"))?,
                 });
             }
         }
@@ -255,15 +194,10 @@ pub fn compile_jwk(jwk: &Value, allowed: &[&'static str]) -> Result<Vec<Key>, (S
                 ));
             }
             for alg in algs.into_iter().filter(|a| k.len() >= hmac_min(a)) {
-                let v = match alg {
-                    "HS256" => Verifier::Hs256(HS256Key::from_bytes(&k)),
-                    "HS384" => Verifier::Hs384(HS384Key::from_bytes(&k)),
-                    _ => Verifier::Hs512(HS512Key::from_bytes(&k)),
-                };
                 out.push(Key {
                     kid: kid.clone(),
                     alg,
-                    verifier: v,
+                    verifier: Verifier::hmac(alg, &k).ok_or_else(|| bad("k"))?,
                 });
             }
         }

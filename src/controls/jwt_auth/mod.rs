@@ -8,7 +8,6 @@
 
 mod cache;
 mod credentials;
-mod es256;
 pub mod introspection;
 mod keys;
 mod remote;

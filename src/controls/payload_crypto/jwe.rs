@@ -2,8 +2,7 @@
 //! supports: key management `dir`, `A128KW`, `A256KW`, `ECDH-ES+A256KW` (P-256), content
 //! encryption `A128GCM`, `A256GCM`. No compression (`zip`), no `crit` extensions.
 
-use aes_gcm::aead::{AeadInOut, Nonce, Tag};
-use aes_gcm::{Aes128Gcm, Aes256Gcm, KeyInit};
+use aes_gcm::KeyInit;
 use aes_kw::{KwAes128, KwAes256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -11,6 +10,7 @@ use p256::elliptic_curve::sec1::ToSec1Point;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::crypto;
 use crate::secret::Secret;
 
 /// Key management algorithm (`alg`, RFC 7518 §4.1).
@@ -242,39 +242,14 @@ pub fn decrypt(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
     let cek = unwrap_cek(p, key)?;
     let mut buf = p.ciphertext.clone();
     let res = match p.enc {
-        Enc::A128Gcm => gcm_decrypt::<Aes128Gcm>(&cek, &p.iv, p.header_b64, &mut buf, &p.tag),
-        Enc::A256Gcm => gcm_decrypt::<Aes256Gcm>(&cek, &p.iv, p.header_b64, &mut buf, &p.tag),
+        Enc::A128Gcm => crypto::Gcm::Aes128,
+        Enc::A256Gcm => crypto::Gcm::Aes256,
     };
-    res.map(|()| buf)
-}
-
-fn gcm_decrypt<A: AeadInOut + KeyInit>(
-    cek: &[u8],
-    iv: &[u8],
-    aad: &str,
-    buf: &mut [u8],
-    tag: &[u8],
-) -> Result<(), JweError> {
-    let cipher = A::new_from_slice(cek).map_err(|_| JweError::Decrypt)?;
-    let nonce = Nonce::<A>::try_from(iv).map_err(|_| JweError::Malformed)?;
-    let tag = Tag::<A>::try_from(tag).map_err(|_| JweError::Malformed)?;
-    cipher
-        .decrypt_inout_detached(&nonce, aad.as_bytes(), buf.into(), &tag)
-        .map_err(|_| JweError::Decrypt)
-}
-
-fn gcm_encrypt<A: AeadInOut + KeyInit>(
-    cek: &[u8],
-    iv: &[u8],
-    aad: &str,
-    buf: &mut [u8],
-) -> Result<Vec<u8>, JweError> {
-    let cipher = A::new_from_slice(cek).map_err(|_| JweError::Random)?;
-    let nonce = Nonce::<A>::try_from(iv).map_err(|_| JweError::Random)?;
-    let tag = cipher
-        .encrypt_inout_detached(&nonce, aad.as_bytes(), buf.into())
-        .map_err(|_| JweError::Random)?;
-    Ok(tag.to_vec())
+    // RFC 7516 §5.2: the AAD is the ASCII of the encoded protected header.
+    if !crypto::gcm_open(res, &cek, &p.iv, p.header_b64.as_bytes(), &mut buf, &p.tag) {
+        return Err(JweError::Decrypt);
+    }
+    Ok(buf)
 }
 
 fn unwrap_cek(p: &Parsed, key: &KeyMaterial) -> Result<Secret, JweError> {
@@ -470,10 +445,22 @@ pub fn encrypt_with(
     let header_b64 = b64e(&serde_json::to_vec(&header).map_err(|_| JweError::Malformed)?);
     let mut buf = plaintext.to_vec();
     let tag = match to.enc {
-        Enc::A128Gcm => gcm_encrypt::<Aes128Gcm>(&cek, iv, &header_b64, &mut buf),
-        Enc::A256Gcm => gcm_encrypt::<Aes256Gcm>(&cek, iv, &header_b64, &mut buf),
+        Enc::A128Gcm => crypto::gcm_seal(
+            crypto::Gcm::Aes128,
+            &cek,
+            iv,
+            header_b64.as_bytes(),
+            &mut buf,
+        ),
+        Enc::A256Gcm => crypto::gcm_seal(
+            crypto::Gcm::Aes256,
+            &cek,
+            iv,
+            header_b64.as_bytes(),
+            &mut buf,
+        ),
     };
-    let tag = tag?;
+    let tag = tag.ok_or(JweError::Random)?;
     Ok(format!(
         "{header_b64}.{}.{}.{}.{}",
         b64e(&encrypted_key),

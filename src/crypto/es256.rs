@@ -191,7 +191,7 @@ mod tests {
 
     fn split(token: &str) -> (String, Vec<u8>) {
         let (input, sig) = token.rsplit_once('.').unwrap();
-        (input.to_string(), super::super::token::b64url(sig).unwrap())
+        (input.to_string(), super::super::b64url(sig).unwrap())
     }
 
     #[test]
