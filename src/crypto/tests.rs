@@ -266,6 +266,25 @@ mod both {
         }
     }
 
+    /// ECDSA accepts `s` and `n - s` alike (RFC 7518 §3.4 does not ask for low `s`): so do
+    /// both backends.
+    #[test]
+    fn rfc7518_3_4_es256_high_s_accepted_alike() {
+        use p256::elliptic_curve::PrimeField;
+        let (key, token) = signed().swap_remove(2);
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64url(sig).unwrap();
+        let s = Option::<p256::Scalar>::from(p256::Scalar::from_repr(
+            p256::FieldBytes::try_from(&sig[32..]).unwrap(),
+        ))
+        .unwrap();
+        let mut high = sig[..32].to_vec();
+        high.extend_from_slice(&(-s).to_repr());
+        let t = format!("{input}.{}", jwt::b64(&high));
+        assert!(key.verify(&t));
+        assert!(key.verify_with_pure(&t));
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
         #[test]
