@@ -99,6 +99,10 @@ fn tampered(token: &str) -> Vec<String> {
         out.push(format!("{input}.{}", jwt::b64(&bad)));
     }
     out.push(format!("{input}.{}", jwt::b64(&raw[..raw.len() - 1])));
+    // A signature one octet longer (a leading zero: the same integer for RSA).
+    let mut longer = vec![0u8];
+    longer.extend_from_slice(&raw);
+    out.push(format!("{input}.{}", jwt::b64(&longer)));
     out.push(format!("{input}."));
     let (header, payload) = input.split_once('.').unwrap();
     let mut p = b64url(payload).unwrap();
