@@ -99,6 +99,10 @@ fn tampered(token: &str) -> Vec<String> {
         out.push(format!("{input}.{}", jwt::b64(&bad)));
     }
     out.push(format!("{input}.{}", jwt::b64(&raw[..raw.len() - 1])));
+    // A signature one octet longer (a leading zero: the same integer for RSA).
+    let mut longer = vec![0u8];
+    longer.extend_from_slice(&raw);
+    out.push(format!("{input}.{}", jwt::b64(&longer)));
     out.push(format!("{input}."));
     let (header, payload) = input.split_once('.').unwrap();
     let mut p = b64url(payload).unwrap();
@@ -264,6 +268,25 @@ mod both {
             let token = jwt::sign_rs256(&rsa, &claims);
             assert_eq!(key.verify(&token), key.verify_with_pure(&token), "{claims}");
         }
+    }
+
+    /// ECDSA accepts `s` and `n - s` alike (RFC 7518 §3.4 does not ask for low `s`): so do
+    /// both backends.
+    #[test]
+    fn rfc7518_3_4_es256_high_s_accepted_alike() {
+        use p256::elliptic_curve::PrimeField;
+        let (key, token) = signed().swap_remove(2);
+        let (input, sig) = token.rsplit_once('.').unwrap();
+        let sig = b64url(sig).unwrap();
+        let s = Option::<p256::Scalar>::from(p256::Scalar::from_repr(
+            p256::FieldBytes::try_from(&sig[32..]).unwrap(),
+        ))
+        .unwrap();
+        let mut high = sig[..32].to_vec();
+        high.extend_from_slice(&(-s).to_repr());
+        let t = format!("{input}.{}", jwt::b64(&high));
+        assert!(key.verify(&t));
+        assert!(key.verify_with_pure(&t));
     }
 
     proptest! {
