@@ -9,11 +9,14 @@ use proxy_wasm::types::MetricType;
 
 use crate::telemetry::{counter_name, operation_counter_name, Outcome};
 
+/// Metric ids by operation label: looked up by `&str`, no allocation once defined.
+type ByOperation = HashMap<Box<str>, u32>;
+
 #[derive(Default)]
 pub struct Metrics {
     ids: RefCell<HashMap<(Outcome, &'static str), u32>>,
-    /// Per (outcome, code), then per operation: looked up by `&str`, no allocation once defined.
-    operation_ids: RefCell<HashMap<(Outcome, &'static str), HashMap<Box<str>, u32>>>,
+    /// Per (outcome, code), then per operation.
+    operation_ids: RefCell<HashMap<(Outcome, &'static str), ByOperation>>,
 }
 
 fn define(module: &str, name: &str) -> Option<u32> {
