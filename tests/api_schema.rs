@@ -212,6 +212,21 @@ fn oas_responses_write_only_password_in_a_response_is_502() {
     assert_eq!(r.status, 201, "{}", r.text());
 }
 
+/// RFC 9110 §8.4: a body is checked as decoded; one its content-encoding does not decode
+/// cannot be checked, so enforce fails closed.
+#[test]
+fn rfc9110_8_4_a_response_its_encoding_does_not_decode_is_502() {
+    let e = start(json!({"responses": "enforce"}));
+    let mut h = answer("200", ORDER);
+    h.push(("x-echo-header", "content-encoding: gzip"));
+    let r = e.get(&format!("/v1/orders/{UUID}"), &h);
+    assert_replaced(&r, "api_schema.response_undecodable", "items");
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.response_undecodable"),
+        1
+    );
+}
+
 #[test]
 fn oas_responses_body_not_matching_its_schema_is_502() {
     let e = start(json!({"responses": "enforce"}));

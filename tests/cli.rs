@@ -3,32 +3,14 @@
 //! `check --format json`. (What each command computes is tested with the modules it serves:
 //! tests/manifests.rs, api_key.rs, request_signing.rs, payload_crypto.rs, oci.rs.)
 
+mod cli_support;
 mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 
+use cli_support::portcullis;
 use serde_json::Value;
 use support::repo_root;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn portcullis(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .expect("run portcullis");
-    Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// A file in a directory of this test process's own.
 fn temp_file(name: &str, text: &str) -> PathBuf {

@@ -3,39 +3,19 @@
 //! is tolerated but not enforced is listed; `--jwt-routes` writes jwt-auth routes that, merged
 //! with providers, pass `check` and decide like the contract's `security`.
 
+mod cli_support;
 #[path = "support/jwt.rs"]
 mod jwt;
-mod support;
 
 use std::path::PathBuf;
-use std::process::Command;
 use std::time::SystemTime;
 
+use cli_support::portcullis;
 use portcullis::control::Env;
 use portcullis::controls::build_module;
 use portcullis::store::MemoryStore;
 use portcullis::{RequestView, Verdict};
 use serde_json::{json, Value};
-use support::repo_root;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn portcullis(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_portcullis"))
-        .args(args)
-        .current_dir(repo_root())
-        .output()
-        .expect("run portcullis");
-    Run {
-        code: out.status.code().expect("exited, not killed"),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
 
 /// A path in a directory of this test's own (the file is not created).
 fn temp(name: &str) -> PathBuf {
