@@ -5,7 +5,6 @@
 mod support;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::*;
@@ -37,18 +36,6 @@ fn status(e: &Envoy, media: &str) -> u16 {
     e.post("/orders", &[("content-type", media)], b"{}").status
 }
 
-/// Poll (at most 10 s) until `f` holds.
-fn eventually(mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if f() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    false
-}
-
 fn only(media: &str) -> String {
     json!({"default": {"allow": [media], "check_body": false}}).to_string()
 }
@@ -76,7 +63,7 @@ fn an_ecds_update_applies_and_an_invalid_one_is_refused_while_the_last_policy_se
 
     publish(&file, &only("text/plain"));
     assert!(
-        eventually(|| status(&e, "text/plain") == 200),
+        eventually(10, || status(&e, "text/plain") == 200),
         "the update was not applied: {}",
         e.log()
     );

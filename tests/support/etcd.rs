@@ -13,6 +13,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::Patience;
 use portcullis::callout::{Answer, Callout, CalloutFailure, CalloutResponse};
 
 /// A free loopback port below the kernel's ephemeral range (32768 and up), so that no
@@ -118,8 +119,8 @@ impl EtcdCluster {
 
     /// Wait until member `i` is healthy; false if it exited or took longer than `secs`.
     fn wait_ready(&mut self, i: usize, secs: u64) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
+        let mut patience = Patience::secs(secs);
+        while patience.holds() {
             if self.healthy(i) {
                 return true;
             }
@@ -193,13 +194,13 @@ impl EtcdCluster {
 
     /// Wait until member `i` answers `/health` with `"health":"true"` (it has a leader).
     pub fn wait_healthy(&self, i: usize, secs: u64) {
-        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut patience = Patience::secs(secs);
         loop {
             if self.healthy(i) {
                 return;
             }
             assert!(
-                Instant::now() < deadline,
+                patience.holds(),
                 "etcd member {i} not healthy in {secs} s; log:\n{}",
                 self.log(i)
             );

@@ -16,14 +16,40 @@ pub use portcullis::echo::{EchoServer, Seen};
 pub mod etcd;
 pub mod introspection;
 
+/// A wait budget that a paused machine does not burn. CI runs in VMs that get paused: one run's
+/// Envoy log jumped two hours between two lines, and a plain deadline failed a healthy start.
+/// Each poll step is charged its real time up to one second, so a pause costs one second.
+pub struct Patience {
+    left: Duration,
+    last: Instant,
+}
+
+impl Patience {
+    pub fn secs(secs: u64) -> Patience {
+        Patience {
+            left: Duration::from_secs(secs),
+            last: Instant::now(),
+        }
+    }
+
+    /// Charge the time since the last call; false once the budget is spent.
+    pub fn holds(&mut self) -> bool {
+        let now = Instant::now();
+        let step = now.duration_since(self.last).min(Duration::from_secs(1));
+        self.last = now;
+        self.left = self.left.saturating_sub(step);
+        !self.left.is_zero()
+    }
+}
+
 /// Poll `f` every 100 ms for at most `secs`; true once it holds.
 pub fn eventually(secs: u64, mut f: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + Duration::from_secs(secs);
+    let mut patience = Patience::secs(secs);
     loop {
         if f() {
             return true;
         }
-        if Instant::now() > deadline {
+        if !patience.holds() {
             return false;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -251,13 +277,13 @@ impl EnvoyBuilder {
         let dir = tempdir();
         let (mut child, log_path, _) =
             spawn_envoy(&dir, &bootstrap.to_string(), None, &self.process_env());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut patience = Patience::secs(30);
         loop {
             if let Ok(Some(status)) = child.try_wait() {
                 assert!(!status.success(), "Envoy exited successfully");
                 return read_log(&log_path);
             }
-            if Instant::now() > deadline {
+            if !patience.holds() {
                 let _ = child.kill();
                 panic!(
                     "Envoy did not exit on an invalid policy; log:\n{}",
@@ -489,7 +515,7 @@ impl Envoy {
     ) -> Envoy {
         let dir = tempdir();
         let (mut child, log_path, admin_path) = spawn_envoy(&dir, bootstrap, cpu, env);
-        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut patience = Patience::secs(60);
         let admin = loop {
             if let Ok(Some(status)) = child.try_wait() {
                 panic!(
@@ -504,7 +530,7 @@ impl Envoy {
                 break addr;
             }
             assert!(
-                Instant::now() < deadline,
+                patience.holds(),
                 "Envoy did not start; log:\n{}",
                 read_log(&log_path)
             );
@@ -526,7 +552,7 @@ impl Envoy {
                 break;
             }
             assert!(
-                Instant::now() < deadline,
+                patience.holds(),
                 "Envoy never became ready; log:\n{}",
                 envoy.log()
             );
@@ -664,14 +690,7 @@ impl Envoy {
 
     /// Wait (at most `secs`) until Envoy's log contains `needle`.
     pub fn wait_for_log(&self, needle: &str, secs: u64) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        while Instant::now() < deadline {
-            if read_log(&self.log_path).contains(needle) {
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        false
+        eventually(secs, || read_log(&self.log_path).contains(needle))
     }
 
     /// Envoy's log so far (flushed every 100 ms).
