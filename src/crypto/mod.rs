@@ -7,6 +7,9 @@
 //!   and RSA (RS*/PS*) signatures. SHA-2 and HMAC stay on `pure` in both builds (sha2 uses the
 //!   CPU's SHA extensions, ring does not), and so do ES384, EdDSA and HS* (see jws.rs).
 //!
+//! Outside the facade, one implementation in both builds: incremental SHA-256 (`sha2`: the
+//! replay-store keys, ECDH-ES's Concat KDF), AES key wrap (`aes-kw`) and ECDH-ES (`p256`).
+//!
 //! Both backends accept and refuse the same inputs: the facade checks what the backends would
 //! judge differently (key sizes, exponent, tag and signature lengths) before either runs, and
 //! the tests below feed the same vectors, valid and tampered, through both.

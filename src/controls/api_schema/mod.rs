@@ -159,6 +159,29 @@ fn base_path(url: &str) -> Result<String, String> {
     Ok(rest.to_string())
 }
 
+/// The base paths requests are matched under, from `servers[].url` in order (`/v1`; `""` for
+/// a server at the root, and when there are no servers). `openapi import` writes its jwt-auth
+/// routes under the same ones.
+pub fn base_paths(doc: &Value) -> Result<Vec<String>, ConfigError> {
+    let mut bases = Vec::new();
+    for (i, s) in doc
+        .get("servers")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
+        let url = s.get("url").and_then(Value::as_str).unwrap_or("/");
+        bases.push(
+            base_path(url).map_err(|e| ConfigError::new(format!("openapi.servers[{i}].url"), e))?,
+        );
+    }
+    if bases.is_empty() {
+        bases.push(String::new());
+    }
+    Ok(bases)
+}
+
 struct Build<'a> {
     doc: &'a Value,
     compiler: Compiler<'a>,
@@ -240,30 +263,48 @@ impl<'a> Build<'a> {
         let v = self.deref(v, path)?;
         let content = v
             .get("content")
-            .and_then(Value::as_object)
             .ok_or_else(|| ConfigError::new(format!("{path}.content"), "expected an object"))?;
+        Ok(Body {
+            required: v.get("required").and_then(Value::as_bool).unwrap_or(false),
+            media: self.content(content, &format!("{path}.content"), Direction::Request)?,
+        })
+    }
+
+    /// A `content` map: each media range, a JSON one with its schema compiled. A schema on
+    /// another media type is refused in a request (its body would pass unvalidated) and only
+    /// type-checked in a response (docs/api-schema.md).
+    fn content(
+        &mut self,
+        content: &'a Value,
+        path: &str,
+        direction: Direction,
+    ) -> Result<Vec<Media>, ConfigError> {
+        let content = content
+            .as_object()
+            .ok_or_else(|| ConfigError::new(path, "expected an object"))?;
         let mut media = Vec::new();
         for (mt, m) in content {
-            let at = format!("{path}.content.{mt}");
+            let at = format!("{path}.{mt}");
             let range = MediaRange::parse(mt).map_err(|e| ConfigError::new(at.clone(), e))?;
-            let json = mt.contains("json");
             let schema = match m.get("schema") {
-                Some(s) if json => Some(self.compiler.compile(s, &format!("{at}.schema"))?),
-                Some(_) => {
+                Some(s) if is_json(mt) => Some(self.compiler.compile(s, &format!("{at}.schema"))?),
+                Some(_) if direction == Direction::Request => {
                     return Err(ConfigError::new(
                         format!("{at}.schema"),
                         "only JSON bodies are validated against a schema",
                     ))
                 }
-                None => None,
+                _ => None,
             };
             media.push(Media { range, schema });
         }
-        Ok(Body {
-            required: v.get("required").and_then(Value::as_bool).unwrap_or(false),
-            media,
-        })
+        Ok(media)
     }
+}
+
+/// A media type whose bodies are validated as JSON (`application/json`, `…+json`).
+pub fn is_json(media_type: &str) -> bool {
+    media_type.contains("json")
 }
 
 fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
@@ -288,19 +329,7 @@ fn compile(policy: &Policy) -> Result<ApiSchema, ConfigError> {
             format!("must be between 1 and {MAX_BODY_LIMIT}"),
         ));
     }
-    let mut bases = Vec::new();
-    if let Some(servers) = doc.get("servers").and_then(Value::as_array) {
-        for (i, s) in servers.iter().enumerate() {
-            let url = s.get("url").and_then(Value::as_str).unwrap_or("/");
-            bases.push(
-                base_path(url)
-                    .map_err(|e| ConfigError::new(format!("openapi.servers[{i}].url"), e))?,
-            );
-        }
-    }
-    if bases.is_empty() {
-        bases.push(String::new());
-    }
+    let bases = base_paths(doc)?;
     let empty = Map::new();
     let paths = doc
         .get("paths")

@@ -13,7 +13,7 @@ use serde_json::Value;
 use super::schema::Direction;
 use super::{ApiSchema, Build, Media};
 use crate::control::ConfigError;
-use crate::controls::content_type::{MediaRange, MediaType};
+use crate::controls::content_type::MediaType;
 use crate::controls::error_shield::decode::{decode, Decoded};
 use crate::reject::Rejection;
 use crate::request::{RequestView, ResponseView};
@@ -102,24 +102,10 @@ impl<'a> Build<'a> {
                 )
             })?;
             let r = self.deref(r, &at)?;
-            let mut media = Vec::new();
-            if let Some(content) = r.get("content") {
-                let content = content.as_object().ok_or_else(|| {
-                    ConfigError::new(format!("{at}.content"), "expected an object")
-                })?;
-                for (mt, m) in content {
-                    let mat = format!("{at}.content.{mt}");
-                    let range =
-                        MediaRange::parse(mt).map_err(|e| ConfigError::new(mat.clone(), e))?;
-                    let schema = match m.get("schema") {
-                        Some(s) if mt.contains("json") => {
-                            Some(self.compiler.compile(s, &format!("{mat}.schema"))?)
-                        }
-                        _ => None,
-                    };
-                    media.push(Media { range, schema });
-                }
-            }
+            let media = match r.get("content") {
+                Some(c) => self.content(c, &format!("{at}.content"), Direction::Response)?,
+                None => Vec::new(),
+            };
             list.push(Declared { key, media });
         }
         Ok(Responses { list })

@@ -413,6 +413,21 @@ fn config_unenforced_keyword_refused_never_ignored() {
 }
 
 #[test]
+fn oas_4_8_14_a_schema_on_a_non_json_request_body_is_refused() {
+    // Its bodies would pass unvalidated; a response's is type-checked only (see the responses
+    // tests: text/csv).
+    let e = config_err(
+        json!({"openapi": "3.0.3", "paths": {"/t": {"post": {"requestBody": {"content": {
+        "application/xml": {"schema": {"type": "object"}}}}}}}}),
+    );
+    assert_eq!(
+        e.path,
+        "openapi.paths./t.post.requestBody.content.application/xml.schema"
+    );
+    assert!(e.reason.contains("only JSON"), "{}", e.reason);
+}
+
+#[test]
 fn config_unsupported_styles_and_versions_refused() {
     let e = config_err(json!({"openapi": "2.0", "paths": {}}));
     assert_eq!(e.path, "openapi.openapi");

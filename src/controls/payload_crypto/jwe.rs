@@ -72,6 +72,13 @@ impl Enc {
             Enc::A256Gcm => 32,
         }
     }
+
+    fn gcm(self) -> crypto::Gcm {
+        match self {
+            Enc::A128Gcm => crypto::Gcm::Aes128,
+            Enc::A256Gcm => crypto::Gcm::Aes256,
+        }
+    }
 }
 
 /// Key material: a symmetric key (`oct`) or a P-256 key (`EC`).
@@ -241,12 +248,9 @@ pub fn parse(compact: &str) -> Result<Parsed<'_>, JweError> {
 pub fn decrypt(p: &Parsed, key: &KeyMaterial) -> Result<Vec<u8>, JweError> {
     let cek = unwrap_cek(p, key)?;
     let mut buf = p.ciphertext.clone();
-    let res = match p.enc {
-        Enc::A128Gcm => crypto::Gcm::Aes128,
-        Enc::A256Gcm => crypto::Gcm::Aes256,
-    };
     // RFC 7516 §5.2: the AAD is the ASCII of the encoded protected header.
-    if !crypto::gcm_open(res, &cek, &p.iv, p.header_b64.as_bytes(), &mut buf, &p.tag) {
+    let aad = p.header_b64.as_bytes();
+    if !crypto::gcm_open(p.enc.gcm(), &cek, &p.iv, aad, &mut buf, &p.tag) {
         return Err(JweError::Decrypt);
     }
     Ok(buf)
@@ -444,23 +448,8 @@ pub fn encrypt_with(
     };
     let header_b64 = b64e(&serde_json::to_vec(&header).map_err(|_| JweError::Malformed)?);
     let mut buf = plaintext.to_vec();
-    let tag = match to.enc {
-        Enc::A128Gcm => crypto::gcm_seal(
-            crypto::Gcm::Aes128,
-            &cek,
-            iv,
-            header_b64.as_bytes(),
-            &mut buf,
-        ),
-        Enc::A256Gcm => crypto::gcm_seal(
-            crypto::Gcm::Aes256,
-            &cek,
-            iv,
-            header_b64.as_bytes(),
-            &mut buf,
-        ),
-    };
-    let tag = tag.ok_or(JweError::Random)?;
+    let tag = crypto::gcm_seal(to.enc.gcm(), &cek, iv, header_b64.as_bytes(), &mut buf)
+        .ok_or(JweError::Random)?;
     Ok(format!(
         "{header_b64}.{}.{}.{}.{}",
         b64e(&encrypted_key),

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeSet;
 
+use portcullis::controls::api_schema::is_json;
 use portcullis::controls::api_schema::schema::resolve;
 use serde_json::Value;
 
@@ -82,7 +83,8 @@ pub fn collect(doc: &Value, jwt_routes: bool, responses: Responses) -> Vec<Notic
                 walk.out.push(Notice::new(format!("{}.{key}", o.at), what));
             }
         }
-        // The schemas api-schema compiles: parameters (path item and operation) and JSON bodies.
+        // The schemas api-schema compiles: parameters (path item and operation), JSON request
+        // bodies and, unless they are off, JSON responses.
         let item = path_items(doc)
             .into_iter()
             .find(|(t, _)| *t == o.template)
@@ -114,6 +116,9 @@ pub fn collect(doc: &Value, jwt_routes: bool, responses: Responses) -> Vec<Notic
                 }
             }
         }
+        if responses != Responses::Off {
+            walk.responses(o.op.get("responses"), format!("{}.responses", o.at));
+        }
     }
     out
 }
@@ -140,6 +145,32 @@ impl<'a> Walk<'a, '_> {
                 Err(_) => (v, at),
             },
             None => (v, at),
+        }
+    }
+
+    /// An operation's responses: what api-schema compiles (JSON schemas) and what it skips.
+    fn responses(&mut self, responses: Option<&'a Value>, at: String) {
+        for (key, r) in responses.and_then(Value::as_object).into_iter().flatten() {
+            let (r, r_at) = self.deref(r, format!("{at}.{key}"));
+            for (part, what) in [
+                ("headers", "response headers are not checked"),
+                ("links", "links are not checked"),
+            ] {
+                if r.get(part).is_some() {
+                    self.out.push(Notice::new(format!("{r_at}.{part}"), what));
+                }
+            }
+            let content = r.get("content").and_then(Value::as_object);
+            for (mt, m) in content.into_iter().flatten() {
+                let Some(s) = m.get("schema") else { continue };
+                let s_at = format!("{r_at}.content.{mt}.schema");
+                if is_json(mt) {
+                    self.schema(s, s_at);
+                } else {
+                    let what = "only the media type is checked: a non-JSON body is not validated";
+                    self.out.push(Notice::new(s_at, what));
+                }
+            }
         }
     }
 

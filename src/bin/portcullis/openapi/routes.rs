@@ -20,6 +20,7 @@
 
 use std::collections::BTreeSet;
 
+use portcullis::controls::api_schema::base_paths;
 use portcullis::controls::api_schema::schema::resolve;
 use portcullis::path::normalize;
 use serde_json::{json, Map, Value};
@@ -40,32 +41,6 @@ pub struct Routes {
 enum Seg {
     Literal(String),
     Param,
-}
-
-/// The base paths api-schema derives from `servers[].url` (the policy compiled, so they are
-/// well formed).
-pub fn bases(doc: &Value) -> Vec<String> {
-    let mut out: Vec<String> = doc
-        .get("servers")
-        .and_then(Value::as_array)
-        .map(|servers| {
-            servers
-                .iter()
-                .map(|s| {
-                    let url = s.get("url").and_then(Value::as_str).unwrap_or("/");
-                    let rest = match url.split_once("://") {
-                        Some((_, r)) => r.find('/').and_then(|i| r.get(i..)).unwrap_or(""),
-                        None => url,
-                    };
-                    rest.trim_end_matches('/').to_string()
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if out.is_empty() {
-        out.push(String::new());
-    }
-    out
 }
 
 /// Segments of `base` + `template` as api-schema compares them with a request's normalised
@@ -344,7 +319,8 @@ pub fn routes(doc: &Value) -> Result<Routes, String> {
         .collect();
     items.sort_by_key(|(t, _)| t.split('/').filter(|s| s.starts_with('{')).count());
     let mut planned: Vec<Planned> = Vec::new();
-    for base in bases(doc) {
+    // The policy compiled: its servers' base paths are well formed.
+    for base in base_paths(doc).unwrap_or_default() {
         for (template, ops) in &items {
             let segs = match segments(&base, template) {
                 Ok(s) => s,

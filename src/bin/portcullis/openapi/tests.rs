@@ -273,3 +273,38 @@ fn notices_name_annotations_write_only_discriminators_and_responses() {
         .iter()
         .any(|n| n.path == "responses" || n.path.ends_with(".writeOnly")));
 }
+
+#[test]
+fn notices_name_what_responses_declare_but_api_schema_does_not_check() {
+    let doc = json!({
+        "openapi": "3.0.3",
+        "paths": {"/r": {"get": {"responses": {
+            "200": {"description": "ok",
+                    "headers": {"x-rate": {"schema": {"type": "integer"}}},
+                    "links": {"self": {"operationId": "r"}},
+                    "content": {
+                        "application/json": {"schema": {"type": "string", "format": "byte"}},
+                        "application/xml": {"schema": {"type": "object"}}}},
+            "default": {"$ref": "#/components/responses/E"}}}}},
+        "components": {"responses": {"E": {"description": "e",
+            "headers": {"x-e": {"schema": {"type": "string"}}}}}}
+    });
+    let n = notices::collect(&doc, false, Responses::Enforce);
+    let paths: Vec<&str> = n.iter().map(|n| n.path.as_str()).collect();
+    let at = "openapi.paths./r.get.responses.200";
+    assert_eq!(
+        paths,
+        vec![
+            format!("{at}.headers").as_str(),
+            &format!("{at}.links"),
+            &format!("{at}.content.application/json.schema.format"),
+            &format!("{at}.content.application/xml.schema"),
+            "openapi.components.responses.E.headers",
+        ]
+    );
+    assert!(says(&n, "non-JSON"));
+    // Responses off: none of it is compiled, one notice says so.
+    let off = notices::collect(&doc, false, Responses::Off);
+    let paths: Vec<&str> = off.iter().map(|n| n.path.as_str()).collect();
+    assert_eq!(paths, vec!["responses"]);
+}
