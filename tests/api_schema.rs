@@ -97,6 +97,48 @@ fn oas_request_body_media_type_and_schema() {
 }
 
 #[test]
+fn oas_request_body_required_unexpected_and_malformed_json() {
+    let e = start(json!({}));
+    // OpenAPI 3.0 §4.7.13: `requestBody.required`; an operation without one takes no body.
+    let no_body = "POST /v1/orders HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 0\r\nconnection: close\r\n\r\n";
+    e.raw(no_body.as_bytes())
+        .assert_problem(400, "api_schema.body_required");
+    e.request("DELETE", &format!("/v1/orders/{UUID}"), JSON, b"{}")
+        .assert_problem(400, "api_schema.unexpected_body");
+    e.post("/v1/orders", JSON, br#"{"items": ["#)
+        .assert_problem(400, "api_schema.invalid_json");
+    assert!(e.upstream_seen().is_empty());
+    for code in [
+        "api_schema.body_required",
+        "api_schema.unexpected_body",
+        "api_schema.invalid_json",
+    ] {
+        assert_eq!(e.counter("api_schema", "denied", code), 1, "{code}");
+    }
+}
+
+#[test]
+fn oas_a_required_query_or_header_parameter_that_is_missing_is_400() {
+    let doc = json!({"openapi": "3.1.0", "paths": {"/search": {"get": {"parameters": [
+        {"name": "q", "in": "query", "required": true, "schema": {"type": "string"}},
+        {"name": "X-Tenant", "in": "header", "required": true, "schema": {"type": "string"}}]}}}});
+    let e = envoy()
+        .wasm("api-schema", json!({"openapi": doc}).to_string())
+        .start();
+    let r = e.get("/search?q=a", &[("x-tenant", "t1")]);
+    assert_eq!(r.status, 200, "{}", r.text());
+    e.get("/search", &[("x-tenant", "t1")])
+        .assert_problem(400, "api_schema.missing_parameter");
+    e.get("/search?q=a", &[])
+        .assert_problem(400, "api_schema.missing_parameter");
+    assert_eq!(e.upstream_seen().len(), 1);
+    assert_eq!(
+        e.counter("api_schema", "denied", "api_schema.missing_parameter"),
+        2
+    );
+}
+
+#[test]
 fn report_mode_blocks_nothing_and_counts() {
     let e = start(json!({"mode": "report"}));
     let r = e.get("/v1/shadow-endpoint", &[]);
